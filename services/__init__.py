@@ -1,0 +1,1 @@
+"""The four services, their embedded composition, and the `crm` command."""

@@ -1,0 +1,1 @@
+"""Contacts: people, companies, deals and pipelines, consent, segments, identities."""

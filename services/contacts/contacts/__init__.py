@@ -1,0 +1,1 @@
+"""People: create and read contacts; every change is announced on `crm.contacts`."""

@@ -1,0 +1,1 @@
+"""Journeys: touchpoints, identity stitching, the unified timeline, journey maps and funnels."""

@@ -1,0 +1,29 @@
+"""Touchpoints, identity stitching, the unified timeline per prospect, journey maps and funnels."""
+
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from services.journeys.db import Base, tables
+from services.journeys.settings import JourneysSettings
+from services.journeys.timeline.endpoints import router as timeline_router
+from services.journeys.timeline.handlers import TIMELINE_CONSUMER
+from shared.runtime import ServiceDefinition, ServiceRuntime
+from shared.web.app import create_service_app
+
+DEFINITION = ServiceDefinition(
+    name="journeys",
+    title="CRM journeys",
+    description=__doc__ or "",
+    settings_class=JourneysSettings,
+    metadata=Base.metadata,
+    migrations_dir=Path(__file__).parent / "migrations",
+    outbox=tables.outbox_tables,
+    processed_events=tables.processed_events,
+    routers=[timeline_router],
+    consumers=[TIMELINE_CONSUMER],
+)
+
+
+def create_app(runtime: ServiceRuntime | None = None) -> FastAPI:
+    return create_service_app(DEFINITION, runtime)

@@ -1,0 +1,27 @@
+"""Build the timeline from the stream."""
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.journeys.timeline import service
+from shared.consumer import ConsumerSpec
+from shared.events import topics
+from shared.events.catalog import ContactCreated
+from shared.events.envelope import Envelope
+
+
+async def on_contact_created(session: AsyncSession, envelope: Envelope) -> None:
+    event = envelope.event
+    assert isinstance(event, ContactCreated)
+    await service.record(
+        session,
+        envelope,
+        contact_id=event.contact_id,
+        properties={"lifecycle_stage": event.lifecycle_stage, "source": event.source},
+    )
+
+
+TIMELINE_CONSUMER = ConsumerSpec(
+    name="journeys.timeline",
+    topics=[topics.CONTACTS],
+    handlers={ContactCreated: on_contact_created},
+)

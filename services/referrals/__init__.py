@@ -1,0 +1,1 @@
+"""Referrals: programs, affiliates, links, click redirects, postbacks, attribution, commissions."""

@@ -1,0 +1,25 @@
+"""Referrals: programs, affiliates, links, click redirects, postbacks, attribution, commissions, rewards."""
+
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from services.referrals.db import Base, tables
+from services.referrals.settings import ReferralsSettings
+from shared.runtime import ServiceDefinition, ServiceRuntime
+from shared.web.app import create_service_app
+
+DEFINITION = ServiceDefinition(
+    name="referrals",
+    title="CRM referrals",
+    description=__doc__ or "",
+    settings_class=ReferralsSettings,
+    metadata=Base.metadata,
+    migrations_dir=Path(__file__).parent / "migrations",
+    outbox=tables.outbox_tables,
+    processed_events=tables.processed_events,
+)
+
+
+def create_app(runtime: ServiceRuntime | None = None) -> FastAPI:
+    return create_service_app(DEFINITION, runtime)

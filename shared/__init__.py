@@ -1,0 +1,1 @@
+"""The project's own library: settings, database, events, bus, outbox, inbox and web helpers."""

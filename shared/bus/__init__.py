@@ -1,0 +1,1 @@
+"""The event bus: one interface (`base`), two implementations (`embedded`, `kafka`)."""

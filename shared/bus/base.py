@@ -1,0 +1,100 @@
+"""The event bus interface every service codes against.
+
+Both implementations give: named topics; a key per record and order per key; consumer groups with
+committed positions; at-least-once delivery; replay from the start; a dead-letter topic per topic.
+A new consumer group starts from the beginning of its topics.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Self
+
+
+@dataclass(frozen=True)
+class Message:
+    """A record to publish."""
+
+    topic: str
+    key: str
+    value: bytes
+    headers: Mapping[str, bytes] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Record:
+    """A record as a consumer receives it."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: str | None
+    value: bytes
+    headers: Mapping[str, bytes]
+    timestamp_ms: int
+
+
+class BusUnavailable(ConnectionError):
+    """The bus cannot be reached right now; retrying later is the right response."""
+
+
+class Consumer(abc.ABC):
+    """A member of a consumer group."""
+
+    @abc.abstractmethod
+    async def start(self) -> None: ...
+
+    @abc.abstractmethod
+    async def stop(self) -> None: ...
+
+    @abc.abstractmethod
+    async def poll(self, *, timeout_s: float = 1.0, max_records: int = 100) -> list[Record]:
+        """Next records after this member's position, in offset order per partition."""
+
+    @abc.abstractmethod
+    async def commit(self, records: Sequence[Record]) -> None:
+        """Commit the group's position past these records (call only after their effects committed)."""
+
+    @abc.abstractmethod
+    async def seek_to_beginning(self) -> None:
+        """Replay: move this member's position to the start of every assigned partition."""
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+
+class EventBus(abc.ABC):
+    @abc.abstractmethod
+    async def start(self) -> None: ...
+
+    @abc.abstractmethod
+    async def stop(self) -> None: ...
+
+    @abc.abstractmethod
+    async def ping(self) -> bool:
+        """True when the bus is reachable (readiness)."""
+
+    @abc.abstractmethod
+    async def ensure_topics(self, topics: Sequence[str]) -> None:
+        """Create these topics (and nothing else) if they do not exist."""
+
+    @abc.abstractmethod
+    async def publish(self, messages: Sequence[Message]) -> None:
+        """Publish and wait until every message is durably acknowledged.
+
+        Messages with the same key land in the order given. Raises `BusUnavailable` when the bus
+        cannot take them; then some may have been written, and the caller retries (at-least-once).
+        """
+
+    @abc.abstractmethod
+    def consumer(self, group: str, topics: Sequence[str]) -> Consumer:
+        """A new member of `group` reading `topics`."""

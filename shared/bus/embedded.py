@@ -1,0 +1,265 @@
+"""Embedded bus: a durable log in one SQLite file, with the same semantics as Kafka.
+
+Each topic is one partition, so order per key holds (it holds for all records). Group positions are
+committed in the same file. A group has one active member at a time: a lease row names it, and a second
+member (another process, say) stands by until the lease lapses. Several processes may share the file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import aiosqlite
+
+from shared.bus.base import BusUnavailable, Consumer, EventBus, Message, Record
+
+_PARTITION = 0
+_LEASE_MS = 10_000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS topics (name TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS records (
+    topic TEXT NOT NULL,
+    offset INTEGER NOT NULL,
+    key TEXT,
+    value BLOB NOT NULL,
+    headers TEXT NOT NULL,
+    timestamp_ms INTEGER NOT NULL,
+    PRIMARY KEY (topic, offset)
+);
+CREATE TABLE IF NOT EXISTS positions (
+    grp TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    next_offset INTEGER NOT NULL,
+    PRIMARY KEY (grp, topic)
+);
+CREATE TABLE IF NOT EXISTS leases (
+    grp TEXT PRIMARY KEY,
+    member TEXT NOT NULL,
+    expires_ms INTEGER NOT NULL
+);
+"""
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _encode_headers(headers: Mapping[str, bytes]) -> str:
+    return json.dumps({name: base64.b64encode(value).decode() for name, value in headers.items()})
+
+
+def _decode_headers(text: str) -> dict[str, bytes]:
+    return {name: base64.b64decode(value) for name, value in json.loads(text).items()}
+
+
+class EmbeddedBus(EventBus):
+    def __init__(self, path: Path, *, poll_interval_s: float = 0.2) -> None:
+        self.path = path
+        self.poll_interval_s = poll_interval_s
+        self._connection: aiosqlite.Connection | None = None
+        # One connection serves every coroutine; the lock keeps their transactions apart.
+        self._lock = asyncio.Lock()
+        self._published = asyncio.Condition()
+
+    async def start(self) -> None:
+        if self._connection is not None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        connection = await aiosqlite.connect(self.path, isolation_level=None)
+        await connection.execute("PRAGMA journal_mode=WAL")
+        await connection.execute("PRAGMA synchronous=FULL")
+        await connection.execute("PRAGMA busy_timeout=30000")
+        await connection.executescript(_SCHEMA)
+        self._connection = connection
+
+    async def stop(self) -> None:
+        if self._connection is not None:
+            await self._connection.close()
+            self._connection = None
+
+    @property
+    def connection(self) -> aiosqlite.Connection:
+        if self._connection is None:
+            raise BusUnavailable("embedded bus is not started")
+        return self._connection
+
+    async def ping(self) -> bool:
+        try:
+            async with self._lock:
+                await self.connection.execute("SELECT 1")
+        except Exception:
+            return False
+        return True
+
+    async def ensure_topics(self, topics: Sequence[str]) -> None:
+        async with self._lock:
+            await self.connection.executemany(
+                "INSERT OR IGNORE INTO topics (name) VALUES (?)", [(topic,) for topic in topics]
+            )
+
+    async def topics(self) -> list[str]:
+        async with self._lock, self.connection.execute("SELECT name FROM topics ORDER BY name") as cursor:
+            return [row[0] async for row in cursor]
+
+    async def publish(self, messages: Sequence[Message]) -> None:
+        if not messages:
+            return
+        now = _now_ms()
+        async with self._lock:
+            connection = self.connection
+            try:
+                await connection.execute("BEGIN IMMEDIATE")
+                next_offsets: dict[str, int] = {}
+                for message in messages:
+                    if message.topic not in next_offsets:
+                        # Like Kafka's auto-create: publishing to a new topic creates it.
+                        await connection.execute(
+                            "INSERT OR IGNORE INTO topics (name) VALUES (?)", (message.topic,)
+                        )
+                        async with connection.execute(
+                            "SELECT COALESCE(MAX(offset) + 1, 0) FROM records WHERE topic = ?",
+                            (message.topic,),
+                        ) as cursor:
+                            row = await cursor.fetchone()
+                        next_offsets[message.topic] = int(row[0]) if row else 0
+                    offset = next_offsets[message.topic]
+                    next_offsets[message.topic] = offset + 1
+                    await connection.execute(
+                        "INSERT INTO records (topic, offset, key, value, headers, timestamp_ms)"
+                        " VALUES (?, ?, ?, ?, ?, ?)",
+                        (
+                            message.topic,
+                            offset,
+                            message.key,
+                            message.value,
+                            _encode_headers(message.headers),
+                            now,
+                        ),
+                    )
+                await connection.execute("COMMIT")
+            except Exception as exc:
+                await connection.execute("ROLLBACK")
+                raise BusUnavailable(f"embedded bus write failed: {exc}") from exc
+        async with self._published:
+            self._published.notify_all()
+
+    async def wait_for_publish(self, timeout_s: float) -> None:
+        """Return when something is published in this process, or after `timeout_s` (other processes)."""
+        async with self._published:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._published.wait(), timeout_s)
+
+    def consumer(self, group: str, topics: Sequence[str]) -> Consumer:
+        return EmbeddedConsumer(self, group, topics)
+
+
+class EmbeddedConsumer(Consumer):
+    def __init__(self, bus: EmbeddedBus, group: str, topics: Sequence[str]) -> None:
+        self.bus = bus
+        self.group = group
+        self.topics = list(topics)
+        self.member = uuid.uuid4().hex
+        # The member's read position runs ahead of the committed one until it commits.
+        self._positions: dict[str, int] = {}
+        self._started = False
+
+    async def start(self) -> None:
+        await self.bus.ensure_topics(self.topics)
+        self._positions = {}
+        self._started = True
+
+    async def stop(self) -> None:
+        if not self._started:
+            return
+        self._started = False
+        async with self.bus._lock:
+            await self.bus.connection.execute(
+                "DELETE FROM leases WHERE grp = ? AND member = ?", (self.group, self.member)
+            )
+
+    async def _hold_lease(self) -> bool:
+        now = _now_ms()
+        connection = self.bus.connection
+        await connection.execute(
+            "INSERT INTO leases (grp, member, expires_ms) VALUES (?, ?, ?)"
+            " ON CONFLICT (grp) DO UPDATE SET member = excluded.member, expires_ms = excluded.expires_ms"
+            " WHERE leases.member = excluded.member OR leases.expires_ms < ?",
+            (self.group, self.member, now + _LEASE_MS, now),
+        )
+        async with connection.execute("SELECT member FROM leases WHERE grp = ?", (self.group,)) as cursor:
+            row = await cursor.fetchone()
+        holds = row is not None and row[0] == self.member
+        if not holds:
+            # Someone else took over: forget our uncommitted read-ahead.
+            self._positions = {}
+        return holds
+
+    async def _committed(self, topic: str) -> int:
+        async with self.bus.connection.execute(
+            "SELECT next_offset FROM positions WHERE grp = ? AND topic = ?", (self.group, topic)
+        ) as cursor:
+            row = await cursor.fetchone()
+        return int(row[0]) if row else 0
+
+    async def _fetch(self, max_records: int) -> list[Record]:
+        records: list[Record] = []
+        async with self.bus._lock:
+            if not await self._hold_lease():
+                return []
+            for topic in self.topics:
+                if len(records) >= max_records:
+                    break
+                if topic not in self._positions:
+                    self._positions[topic] = await self._committed(topic)
+                async with self.bus.connection.execute(
+                    "SELECT offset, key, value, headers, timestamp_ms FROM records"
+                    " WHERE topic = ? AND offset >= ? ORDER BY offset LIMIT ?",
+                    (topic, self._positions[topic], max_records - len(records)),
+                ) as cursor:
+                    async for offset, key, value, headers, timestamp_ms in cursor:
+                        records.append(
+                            Record(
+                                topic=topic,
+                                partition=_PARTITION,
+                                offset=offset,
+                                key=key,
+                                value=value,
+                                headers=_decode_headers(headers),
+                                timestamp_ms=timestamp_ms,
+                            )
+                        )
+                        self._positions[topic] = offset + 1
+        return records
+
+    async def poll(self, *, timeout_s: float = 1.0, max_records: int = 100) -> list[Record]:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            records = await self._fetch(max_records)
+            remaining = deadline - time.monotonic()
+            if records or remaining <= 0:
+                return records
+            await self.bus.wait_for_publish(min(remaining, self.bus.poll_interval_s))
+
+    async def commit(self, records: Sequence[Record]) -> None:
+        highest: dict[str, int] = {}
+        for record in records:
+            highest[record.topic] = max(highest.get(record.topic, -1), record.offset)
+        if not highest:
+            return
+        async with self.bus._lock:
+            await self.bus.connection.executemany(
+                "INSERT INTO positions (grp, topic, next_offset) VALUES (?, ?, ?)"
+                " ON CONFLICT (grp, topic) DO UPDATE SET next_offset = excluded.next_offset",
+                [(self.group, topic, offset + 1) for topic, offset in highest.items()],
+            )
+
+    async def seek_to_beginning(self) -> None:
+        self._positions = dict.fromkeys(self.topics, 0)

@@ -1,0 +1,1 @@
+"""The event contract: base model, topics, the catalog of event types, the registry, the envelope."""

@@ -1,0 +1,152 @@
+"""Alembic plumbing shared by every service's migrations environment.
+
+Each service keeps its own `migrations/` folder (env.py + versions/); these helpers build the Alembic
+config in code, run upgrades from async code, and create a PostgreSQL database on first use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command, context, op
+from alembic.config import Config
+from sqlalchemy import MetaData, pool, text
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from shared.db import Database, UTCDateTime
+from shared.outbox import slot_rows
+
+# A fixed key so that replicas starting together run migrations one at a time.
+_MIGRATION_LOCK_KEY = 7_114_251
+
+
+def alembic_config(migrations_dir: Path, url: str, metadata: MetaData) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    config.set_main_option(
+        "file_template", "%%(year)d_%%(month).2d_%%(day).2d_%%(hour).2d%%(minute).2d_%%(slug)s"
+    )
+    config.attributes["target_metadata"] = metadata
+    return config
+
+
+def run_env() -> None:
+    """Body of every service's `migrations/env.py`."""
+    config = context.config
+    metadata: MetaData = config.attributes["target_metadata"]
+    connection: Connection | None = config.attributes.get("connection")
+
+    def run(sync_connection: Connection) -> None:
+        context.configure(
+            connection=sync_connection,
+            target_metadata=metadata,
+            render_as_batch=sync_connection.dialect.name == "sqlite",
+            compare_type=True,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+
+    if connection is not None:
+        run(connection)
+        return
+
+    async def run_async() -> None:
+        url = config.get_main_option("sqlalchemy.url")
+        assert url is not None
+        engine = create_async_engine(url, poolclass=pool.NullPool)
+        async with engine.connect() as async_connection:
+            await async_connection.run_sync(run)
+        await engine.dispose()
+
+    asyncio.run(run_async())
+
+
+async def ensure_database_exists(url: str) -> None:
+    """Create the PostgreSQL database named in `url` if it is missing (SQLite creates files itself)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "postgresql" or not parsed.database:
+        return
+    admin = create_async_engine(
+        parsed.set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=pool.NullPool
+    )
+    try:
+        async with admin.connect() as connection:
+            exists = await connection.scalar(
+                text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": parsed.database}
+            )
+            if not exists:
+                quoted = parsed.database.replace('"', '""')
+                await connection.execute(text(f'CREATE DATABASE "{quoted}"'))
+    finally:
+        await admin.dispose()
+
+
+async def upgrade_to_head(database: Database, migrations_dir: Path, metadata: MetaData) -> None:
+    await ensure_database_exists(database.url)
+    config = alembic_config(migrations_dir, database.url, metadata)
+
+    def upgrade(sync_connection: Connection) -> None:
+        config.attributes["connection"] = sync_connection
+        command.upgrade(config, "head")
+
+    async with database.engine.connect() as connection:
+        if not database.is_sqlite:
+            await connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
+            await connection.commit()
+        try:
+            await connection.run_sync(upgrade)
+            await connection.commit()
+        finally:
+            if not database.is_sqlite:
+                await connection.execute(
+                    text("SELECT pg_advisory_unlock(:key)"), {"key": _MIGRATION_LOCK_KEY}
+                )
+                await connection.commit()
+
+
+def create_infrastructure_tables_v1() -> None:
+    """Outbox and processed-event tables as first released, for each service's initial migration.
+
+    Frozen: a later change to these tables gets its own `..._v2` step, so history never moves.
+    """
+    op.create_table(
+        "outbox_event",
+        sa.Column(
+            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
+        ),
+        sa.Column("event_id", sa.String(length=36), nullable=False),
+        sa.Column("event_type", sa.String(length=200), nullable=False),
+        sa.Column("topic", sa.String(length=200), nullable=False),
+        sa.Column("partition_key", sa.String(length=200), nullable=False),
+        sa.Column("slot", sa.SmallInteger(), nullable=False),
+        sa.Column("headers", sa.JSON(), nullable=False),
+        sa.Column("payload", sa.LargeBinary(), nullable=False),
+        sa.Column("created_at", UTCDateTime(), server_default=sa.func.now(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox_event")),
+        sa.UniqueConstraint("event_id", name=op.f("uq_outbox_event_event_id")),
+    )
+    op.create_index(op.f("ix_outbox_event_slot"), "outbox_event", ["slot"], unique=False)
+    slots = op.create_table(
+        "outbox_slot",
+        sa.Column("slot", sa.SmallInteger(), autoincrement=False, nullable=False),
+        sa.PrimaryKeyConstraint("slot", name=op.f("pk_outbox_slot")),
+    )
+    op.bulk_insert(slots, slot_rows())
+    op.create_table(
+        "processed_event",
+        sa.Column("consumer", sa.String(length=200), nullable=False),
+        sa.Column("event_id", sa.String(length=36), nullable=False),
+        sa.Column("processed_at", UTCDateTime(), server_default=sa.func.now(), nullable=False),
+        sa.PrimaryKeyConstraint("consumer", "event_id", name=op.f("pk_processed_event")),
+    )
+
+
+def drop_infrastructure_tables_v1() -> None:
+    op.drop_table("processed_event")
+    op.drop_table("outbox_slot")
+    op.drop_index(op.f("ix_outbox_event_slot"), table_name="outbox_event")
+    op.drop_table("outbox_event")

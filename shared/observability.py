@@ -1,0 +1,55 @@
+"""Prometheus metrics shared by all services (labelled by service, so embedded mode shares one registry)."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from prometheus_client import Counter, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+HTTP_REQUESTS = Counter(
+    "crm_http_requests_total", "HTTP requests handled.", ["service", "method", "route", "status"]
+)
+HTTP_LATENCY = Histogram(
+    "crm_http_request_duration_seconds", "HTTP request latency.", ["service", "method", "route"]
+)
+EVENTS_PUBLISHED = Counter("crm_events_published_total", "Outbox events published to the bus.", ["service"])
+EVENTS_CONSUMED = Counter(
+    "crm_events_consumed_total", "Events handled by consumers, by outcome.", ["consumer", "outcome"]
+)
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # aiokafka logs every reconnect attempt at ERROR; our own warnings already say the bus is away.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+
+
+class MetricsMiddleware:
+    def __init__(self, app: ASGIApp, *, service: str) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def record_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, record_status)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", "unmatched")
+            HTTP_REQUESTS.labels(self.service, scope["method"], template, str(status)).inc()
+            HTTP_LATENCY.labels(self.service, scope["method"], template).observe(
+                time.perf_counter() - started
+            )

@@ -1,0 +1,108 @@
+"""What one running service is made of: its database, the bus, its outbox relay and its consumers.
+
+`ServiceDefinition` is static (tables, routers, consumers); `ServiceRuntime` holds live resources.
+In embedded mode all runtimes share one bus; in distributed mode each process has its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter
+from sqlalchemy import MetaData, Table
+
+from shared.bus.base import EventBus
+from shared.bus.factory import create_bus
+from shared.consumer import ConsumerRunner, ConsumerSpec
+from shared.db import Database
+from shared.migrations import upgrade_to_head
+from shared.outbox import OutboxRelay, OutboxTables
+from shared.settings import PlatformSettings, ServiceSettings, load_settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServiceDefinition:
+    name: str
+    title: str
+    description: str
+    settings_class: type[ServiceSettings]
+    metadata: MetaData
+    migrations_dir: Path
+    outbox: OutboxTables
+    processed_events: Table
+    routers: Sequence[APIRouter] = ()
+    consumers: Sequence[ConsumerSpec] = field(default_factory=tuple)
+
+
+class ServiceRuntime:
+    def __init__(
+        self,
+        definition: ServiceDefinition,
+        *,
+        platform: PlatformSettings | None = None,
+        settings: ServiceSettings | None = None,
+        bus: EventBus | None = None,
+    ) -> None:
+        self.definition = definition
+        self.platform = platform or load_settings(PlatformSettings)
+        self.settings = settings or load_settings(definition.settings_class)
+        self.database = Database(self.settings.resolved_database_url(definition.name, self.platform))
+        # A bus handed in (embedded mode) belongs to the caller, who starts and stops it.
+        self._owns_bus = bus is None
+        self.bus = bus or create_bus(self.platform, client_id=f"crm-{definition.name}")
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def name(self) -> str:
+        return self.definition.name
+
+    def relay(self) -> OutboxRelay:
+        return OutboxRelay(self.database, self.definition.outbox, self.bus)
+
+    def consumer_runners(self) -> list[ConsumerRunner]:
+        return [
+            ConsumerRunner(spec, self.database, self.definition.processed_events, self.bus)
+            for spec in self.definition.consumers
+        ]
+
+    async def migrate(self) -> None:
+        await upgrade_to_head(self.database, self.definition.migrations_dir, self.definition.metadata)
+
+    async def start(self, *, relay: bool | None = None, consumers: bool | None = None) -> None:
+        if self.settings.migrate_on_start:
+            await self.migrate()
+        if self._owns_bus:
+            await self.bus.start()
+        self._stop.clear()
+        if self.settings.run_relay if relay is None else relay:
+            self._spawn(self.relay().run(self._stop), "relay")
+        if self.settings.run_consumers if consumers is None else consumers:
+            for runner in self.consumer_runners():
+                self._spawn(runner.run(self._stop), runner.spec.name)
+
+    def _spawn(self, work: Coroutine[Any, Any, None], label: str) -> None:
+        self._tasks.append(asyncio.create_task(work, name=f"{self.name}:{label}"))
+
+    async def wait(self) -> None:
+        """Block until the background workers end (they end when `stop` is called)."""
+        await asyncio.gather(*self._tasks)
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._tasks:
+            _done, pending = await asyncio.wait(self._tasks, timeout=15)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            self._tasks.clear()
+        if self._owns_bus:
+            await self.bus.stop()
+        await self.database.dispose()

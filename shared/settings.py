@@ -1,0 +1,106 @@
+"""Settings: one `BaseSettings` per service, each with its own env prefix.
+
+Platform-wide values (bus kind, Kafka address, data folder) live under `CRM_`; a service's own values
+(database URL, which workers run in-process) under `CRM_<SERVICE>_`. A wrong or missing value stops
+start-up with a message naming the environment variable to fix.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, TypeVar
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+BusKind = Literal["embedded", "kafka"]
+
+_SUPPORTED_DATABASE_SCHEMES = ("postgresql+asyncpg://", "sqlite+aiosqlite://")
+
+
+class ConfigurationError(RuntimeError):
+    """A setting is missing or wrong; the message names the environment variable."""
+
+
+class PlatformSettings(BaseSettings):
+    """Values every service shares: where events travel and where embedded data lives."""
+
+    model_config = SettingsConfigDict(env_prefix="CRM_", extra="ignore")
+
+    bus: BusKind = Field("embedded", description="`embedded` (a durable local log) or `kafka`.")
+    kafka_bootstrap_servers: str | None = Field(
+        None, description="Comma-separated host:port list; required when CRM_BUS=kafka."
+    )
+    kafka_partitions: int = Field(3, ge=1, description="Partitions for topics the services create.")
+    kafka_replication_factor: int = Field(1, ge=1, description="Replication factor for created topics.")
+    data_dir: Path = Field(Path("var"), description="Folder for SQLite files and the embedded event log.")
+    log_level: str = Field("INFO", description="Python logging level.")
+
+    @model_validator(mode="after")
+    def _kafka_needs_servers(self) -> PlatformSettings:
+        if self.bus == "kafka" and not self.kafka_bootstrap_servers:
+            raise ValueError("kafka_bootstrap_servers is required when bus is 'kafka'")
+        return self
+
+    @property
+    def embedded_log_path(self) -> Path:
+        return self.data_dir / "events.sqlite"
+
+
+class ServiceSettings(BaseSettings):
+    """Base for a service's settings; each service subclasses it with `env_prefix="CRM_<NAME>_"`."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    database_url: str | None = Field(
+        None,
+        description=(
+            "SQLAlchemy async URL (postgresql+asyncpg://… or sqlite+aiosqlite:///…); "
+            "defaults to a SQLite file under CRM_DATA_DIR."
+        ),
+    )
+    run_relay: bool = Field(True, description="Publish this service's outbox from inside the web process.")
+    run_consumers: bool = Field(True, description="Run this service's event consumers in the web process.")
+    migrate_on_start: bool = Field(
+        True, description="Apply migrations at start-up (replicas take turns under a PostgreSQL lock)."
+    )
+    port: int = Field(8000, ge=1, le=65535, description="Port for `crm serve <service>`.")
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_driver(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if value.startswith(("postgresql://", "postgres://")):
+            # Accept the URL every PostgreSQL tool prints; the async driver is an implementation detail.
+            return "postgresql+asyncpg://" + value.split("://", 1)[1]
+        if value.startswith("sqlite:///"):
+            return "sqlite+aiosqlite:///" + value.removeprefix("sqlite:///")
+        if not value.startswith(_SUPPORTED_DATABASE_SCHEMES):
+            raise ValueError("must start with postgresql:// , postgresql+asyncpg:// or sqlite+aiosqlite:///")
+        return value
+
+    def resolved_database_url(self, service: str, platform: PlatformSettings) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(platform.data_dir / f'{service}.sqlite').resolve()}"
+
+
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
+
+
+def load_settings(cls: type[SettingsT]) -> SettingsT:
+    """Build settings from the environment, turning validation errors into one readable message."""
+    try:
+        return cls()
+    except ValidationError as exc:
+        prefix = str(cls.model_config.get("env_prefix", "")).upper()
+        problems = []
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else ""
+            message = str(error["msg"]).removeprefix("Value error, ")
+            if not field and "kafka_bootstrap_servers" in message:
+                field = "kafka_bootstrap_servers"
+            variable = f"{prefix}{field.upper()}" if field else prefix.rstrip("_")
+            problems.append(f"{variable}: {message}")
+        raise ConfigurationError("invalid configuration: " + "; ".join(problems)) from exc

@@ -1,0 +1,29 @@
+"""Dependencies every service's endpoints use."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.db import session_scope
+from shared.runtime import ServiceRuntime
+
+
+def get_runtime(request: Request) -> ServiceRuntime:
+    runtime = request.app.state.runtime
+    assert isinstance(runtime, ServiceRuntime)
+    return runtime
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    # scope="function" below: the commit happens before the response is sent, so a client never
+    # sees success for a write that then failed to commit.
+    async with session_scope(get_runtime(request).database) as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+RuntimeDep = Annotated[ServiceRuntime, Depends(get_runtime)]
