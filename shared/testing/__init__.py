@@ -1,0 +1,1 @@
+"""Helpers for the project's test suites: real infrastructure and real processes, no mocks."""

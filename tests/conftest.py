@@ -1,0 +1,103 @@
+"""Fixtures for real infrastructure.
+
+Kafka and PostgreSQL are started once per test session by the project's own `deploy/` scripts (the
+first run downloads the Kafka jars from Maven Central and, if missing, installs PostgreSQL). To use
+servers you already run, set CRM_TEST_KAFKA_BOOTSTRAP and/or CRM_TEST_POSTGRES_URL.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import pool, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from shared.bus.base import EventBus
+from shared.bus.embedded import EmbeddedBus
+from shared.bus.kafka import KafkaBus
+from shared.testing.infra import REPOSITORY, KafkaBroker, PostgresServer
+
+INFRA = REPOSITORY / ".infra"
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    if existing := os.environ.get("CRM_TEST_KAFKA_BOOTSTRAP"):
+        yield existing
+        return
+    broker = KafkaBroker(
+        port=int(os.environ.get("CRM_TEST_KAFKA_PORT", "19092")), data_dir=INFRA / "test-kafka"
+    )
+    broker.reset()  # a fresh log per session: topics and groups from earlier runs would leak in
+    yield broker.start()
+    broker.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    if existing := os.environ.get("CRM_TEST_POSTGRES_URL"):
+        yield existing
+        return
+    server = PostgresServer(
+        port=int(os.environ.get("CRM_TEST_POSTGRES_PORT", "55432")), data_dir=INFRA / "test-postgres"
+    )
+    yield server.start()
+    server.stop()
+
+
+async def _admin(sql: str, server_url: str) -> None:
+    engine = create_async_engine(
+        make_url(server_url).set(drivername="postgresql+asyncpg", database="postgres"),
+        isolation_level="AUTOCOMMIT",
+        poolclass=pool.NullPool,
+    )
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text(sql))
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+async def postgres_database(postgres_url: str) -> AsyncIterator[str]:
+    """A fresh, empty PostgreSQL database for one test; dropped afterwards."""
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    await _admin(f'CREATE DATABASE "{name}"', postgres_url)
+    yield (
+        make_url(postgres_url)
+        .set(drivername="postgresql+asyncpg", database=name)
+        .render_as_string(hide_password=False)
+    )
+    await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', postgres_url)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The same test on SQLite (embedded mode) and on PostgreSQL (distributed mode)."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'service.sqlite'}"
+    return str(request.getfixturevalue("postgres_database"))
+
+
+@pytest.fixture(params=["embedded", pytest.param("kafka", marks=pytest.mark.kafka)])
+async def bus(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[EventBus]:
+    """The same test against both bus implementations."""
+    implementation: EventBus
+    if request.param == "embedded":
+        implementation = EmbeddedBus(tmp_path / "events.sqlite", poll_interval_s=0.05)
+    else:
+        implementation = KafkaBus(request.getfixturevalue("kafka_bootstrap"), client_id="crm-test")
+    await implementation.start()
+    yield implementation
+    await implementation.stop()
+
+
+@pytest.fixture
+def topic() -> str:
+    """A topic no other test uses."""
+    return f"test.{uuid.uuid4().hex[:10]}"
