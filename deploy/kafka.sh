@@ -110,9 +110,11 @@ ensure_jars() {
         tmp="$(mktemp -d "$CACHE_DIR/.fetch.XXXXXX")"
         # Run Maven on a copy of the pom so nothing (target/) lands in the repo.
         cp "$POM" "$tmp/pom.xml"
+        # (sed strips the bare ANSI resets Maven 3.8 prints even with -q)
         if ! mvn -B -q -Dstyle.color=never -f "$tmp/pom.xml" -Dkafka.version="$KAFKA_VERSION" \
             "$DEP_PLUGIN:copy-dependencies" \
-            -DincludeScope=runtime -DoutputDirectory="$tmp/libs" >&2; then
+            -DincludeScope=runtime -DoutputDirectory="$tmp/libs" 2>&1 |
+            sed -e 's/\x1b\[[0-9;]*m//g' -e '/^[[:space:]]*$/d' >&2; then
             rm -rf "$tmp"
             die "mvn could not resolve org.apache.kafka:kafka_2.13:$KAFKA_VERSION"
         fi
@@ -225,6 +227,7 @@ cmd_start() {
     # its own pid before exec'ing java, so the pid file names the JVM.
     local launcher=(nohup)
     command -v setsid >/dev/null 2>&1 && launcher=(setsid nohup)
+    # shellcheck disable=SC2016  # $$ and $@ are for the child shell
     "${launcher[@]}" bash -c 'echo $$ >"$0"; exec "$@"' "$PID_FILE" "${cmd[@]}" \
         </dev/null >>"$LOG_FILE" 2>&1 8>&- 9>&- &
     local waited=0
