@@ -1,0 +1,35 @@
+"""Serve one service's real ASGI app in-process, over httpx, with its lifespan (migrations, workers)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+
+from shared.bus.base import EventBus
+from shared.runtime import ServiceDefinition, ServiceRuntime
+from shared.settings import PlatformSettings
+from shared.web.app import create_service_app
+
+
+@asynccontextmanager
+async def service_client(
+    definition: ServiceDefinition,
+    *,
+    database_url: str,
+    bus: EventBus,
+    data_dir: Path,
+    relay: bool = True,
+    consumers: bool = True,
+) -> AsyncIterator[tuple[httpx.AsyncClient, ServiceRuntime]]:
+    platform = PlatformSettings(data_dir=data_dir)
+    settings = definition.settings_class(database_url=database_url, run_relay=relay, run_consumers=consumers)
+    runtime = ServiceRuntime(definition, platform=platform, settings=settings, bus=bus)
+    app = create_service_app(definition, runtime)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client,
+    ):
+        yield client, runtime

@@ -1,0 +1,138 @@
+"""Contacts over HTTP through the real ASGI app, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from services.contacts.app import DEFINITION
+from services.contacts.contacts.models import Contact
+from services.contacts.db import tables
+from shared.bus.embedded import EmbeddedBus
+from shared.events import topics
+from shared.events.catalog import ContactCreated
+from shared.events.envelope import from_record
+from shared.runtime import ServiceRuntime
+from shared.testing.apps import service_client
+from shared.testing.bus import drain
+
+
+@pytest.fixture
+async def local_bus(tmp_path: Path) -> AsyncIterator[EmbeddedBus]:
+    bus = EmbeddedBus(tmp_path / "events.sqlite", poll_interval_s=0.05)
+    await bus.start()
+    yield bus
+    await bus.stop()
+
+
+@pytest.fixture
+async def api(
+    database_url: str, local_bus: EmbeddedBus, tmp_path: Path
+) -> AsyncIterator[tuple[httpx.AsyncClient, ServiceRuntime]]:
+    # No relay: tests look at the outbox itself, and publish explicitly where they need the bus.
+    async with service_client(
+        DEFINITION, database_url=database_url, bus=local_bus, data_dir=tmp_path, relay=False
+    ) as pair:
+        yield pair
+
+
+async def _rows(runtime: ServiceRuntime) -> tuple[int, int]:
+    async with runtime.database.sessionmaker() as session:
+        contacts = await session.scalar(select(func.count()).select_from(Contact))
+        events = await session.scalar(select(func.count()).select_from(tables.outbox_tables.events))
+    return int(contacts or 0), int(events or 0)
+
+
+async def test_creating_a_contact_announces_it_on_the_stream(
+    api: tuple[httpx.AsyncClient, ServiceRuntime], local_bus: EmbeddedBus
+) -> None:
+    client, runtime = api
+    response = await client.post(
+        "/v1/contacts", json={"email": "Ada@Example.com", "first_name": "Ada", "lifecycle_stage": "lead"}
+    )
+    assert response.status_code == 201, response.text
+    contact = response.json()
+    assert contact["email"] == "ada@example.com"
+    assert response.headers["location"] == f"/v1/contacts/{contact['id']}"
+    assert await _rows(runtime) == (1, 1)
+
+    assert await runtime.relay().publish_batch() == 1
+    async with local_bus.consumer("reader", [topics.CONTACTS]) as consumer:
+        [record] = await drain(consumer, count=1)
+    event = from_record(record).event
+    assert isinstance(event, ContactCreated)
+    assert (str(event.contact_id), event.lifecycle_stage) == (contact["id"], "lead")
+    assert record.key == contact["id"]
+    assert b"ada@example.com" not in record.value, "PII must stay out of the log"
+
+    fetched = await client.get(f"/v1/contacts/{contact['id']}")
+    assert fetched.status_code == 200
+    assert fetched.json() == contact
+
+
+async def test_an_invalid_email_is_a_422_problem_naming_the_field_and_writes_nothing(
+    api: tuple[httpx.AsyncClient, ServiceRuntime],
+) -> None:
+    client, runtime = api
+    response = await client.post("/v1/contacts", json={"email": "not-an-email", "first_name": "Bob"})
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["status"] == 422
+    assert [error["field"] for error in problem["errors"]] == ["email"]
+    assert problem["errors"][0]["location"] == "body"
+    assert "email" in problem["detail"]
+    assert await _rows(runtime) == (0, 0)
+
+
+async def test_unknown_and_missing_fields_are_named(api: tuple[httpx.AsyncClient, ServiceRuntime]) -> None:
+    client, _ = api
+    response = await client.post("/v1/contacts", json={"first_name": "Bob", "favourite_colour": "green"})
+    assert response.status_code == 422
+    fields = {error["field"]: error["code"] for error in response.json()["errors"]}
+    assert fields == {"email": "missing", "favourite_colour": "extra_forbidden"}
+
+
+async def test_a_duplicate_email_is_a_409_with_the_existing_id(
+    api: tuple[httpx.AsyncClient, ServiceRuntime],
+) -> None:
+    client, runtime = api
+    first = await client.post("/v1/contacts", json={"email": "sam@example.com"})
+    again = await client.post("/v1/contacts", json={"email": "SAM@example.com"})
+    assert again.status_code == 409
+    assert again.headers["content-type"] == "application/problem+json"
+    assert again.json()["existing_id"] == first.json()["id"]
+    assert await _rows(runtime) == (1, 1)
+
+
+async def test_an_unknown_contact_is_a_404_problem(api: tuple[httpx.AsyncClient, ServiceRuntime]) -> None:
+    client, _ = api
+    response = await client.get(f"/v1/contacts/{uuid.uuid4()}")
+    assert response.status_code == 404
+    assert response.json()["title"] == "Contact not found"
+    malformed = await client.get("/v1/contacts/not-a-uuid")
+    assert malformed.status_code == 422
+    assert malformed.json()["errors"][0]["field"] == "contact_id"
+
+
+async def test_operations_endpoints(api: tuple[httpx.AsyncClient, ServiceRuntime]) -> None:
+    client, _ = api
+    assert (await client.get("/healthz")).json() == {"status": "ok", "service": "contacts"}
+    ready = await client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["checks"] == {"database": "ok", "bus": "ok"}
+    echoed = await client.get("/healthz", headers={"X-Request-ID": "trace-123"})
+    assert echoed.headers["x-request-id"] == "trace-123"
+    await client.post("/v1/contacts", json={"email": "m@example.com"})
+    metrics = (await client.get("/metrics")).text
+    assert (
+        'crm_http_requests_total{method="POST",route="/v1/contacts",service="contacts",status="201"}'
+        in metrics
+    )
+    schema = (await client.get("/openapi.json")).json()
+    assert "/v1/contacts" in schema["paths"]
