@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -21,6 +21,7 @@ from shared.bus.base import EventBus
 from shared.bus.embedded import EmbeddedBus
 from shared.bus.kafka import KafkaBus
 from shared.testing.infra import REPOSITORY, KafkaBroker, PostgresServer
+from shared.testing.processes import CrmProcess, free_port
 
 INFRA = REPOSITORY / ".infra"
 
@@ -101,3 +102,35 @@ async def bus(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[E
 def topic() -> str:
     """A topic no other test uses."""
     return f"test.{uuid.uuid4().hex[:10]}"
+
+
+Launcher = Callable[..., dict[str, str]]
+
+
+@pytest.fixture
+def launch(tmp_path: Path) -> Iterator[Launcher]:
+    """Start `crm serve <service>` processes with the given env; returns each one's base URL.
+
+    Every process is stopped at the end; each one's output is in `<tmp_path>/<service>.log`.
+    """
+    started: list[CrmProcess] = []
+
+    def start(env: dict[str, str], *services: str) -> dict[str, str]:
+        urls = {}
+        for service in services:
+            port = free_port()
+            base = f"http://127.0.0.1:{port}"
+            process = CrmProcess(
+                ["serve", service, "--port", str(port)],
+                env=env,
+                log_path=tmp_path / f"{service}.log",
+                health_url=f"{base}/healthz",
+            )
+            started.append(process)
+            process.start(timeout_s=90)
+            urls[service] = base
+        return urls
+
+    yield start
+    for process in reversed(started):
+        process.stop()

@@ -1,0 +1,66 @@
+"""The vertical slice end to end, through real processes: a contact created on contacts shows up on
+its journeys timeline. Once embedded (`crm dev`), once distributed (four processes, PostgreSQL, Kafka)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from shared.testing.distributed import SERVICE_NAMES, distributed_env
+from shared.testing.processes import CrmProcess, free_port, wait_until
+from tests.conftest import Launcher
+
+
+def _create_and_follow(contacts: str, journeys: str) -> None:
+    created = httpx.post(
+        f"{contacts}/v1/contacts", json={"email": "grace@example.com", "source": "e2e"}, timeout=10
+    )
+    assert created.status_code == 201, created.text
+    contact_id = created.json()["id"]
+
+    def timeline() -> list[dict[str, object]]:
+        items: list[dict[str, object]] = httpx.get(
+            f"{journeys}/v1/contacts/{contact_id}/timeline", timeout=10
+        ).json()["items"]
+        return items
+
+    wait_until(lambda: timeline(), timeout_s=60, message="the contact never reached the journeys timeline")
+    [entry] = timeline()
+    assert entry["event_type"] == "crm.contact.created"
+    assert entry["properties"] == {"lifecycle_stage": "subscriber", "source": "e2e"}
+
+
+@pytest.mark.e2e
+def test_embedded_mode_serves_every_service_and_carries_the_event(tmp_path: Path) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with CrmProcess(
+        ["dev", "--port", str(port), "--data-dir", str(tmp_path / "var")],
+        env={},
+        log_path=tmp_path / "dev.log",
+        health_url=f"{base}/healthz",
+    ) as process:
+        for service in SERVICE_NAMES:
+            assert httpx.get(f"{base}/{service}/docs", timeout=10).status_code == 200
+            assert httpx.get(f"{base}/{service}/readyz", timeout=10).json()["status"] == "ready"
+        _create_and_follow(f"{base}/contacts", f"{base}/journeys")
+    log = process.tail(200)
+    assert f"{base}/contacts/docs" in log, "crm dev should print where the docs are"
+    assert (tmp_path / "var" / "events.sqlite").exists()
+    assert (tmp_path / "var" / "contacts.sqlite").exists()
+
+
+@pytest.mark.e2e
+@pytest.mark.kafka
+@pytest.mark.postgres
+def test_distributed_mode_on_postgres_and_kafka(
+    postgres_url: str, kafka_bootstrap: str, tmp_path: Path, launch: Launcher
+) -> None:
+    env = distributed_env(postgres_url, kafka_bootstrap, tmp_path)
+    urls = launch(env, *SERVICE_NAMES)
+    for url in urls.values():
+        ready = httpx.get(f"{url}/readyz", timeout=15)
+        assert ready.status_code == 200, ready.text
+    _create_and_follow(urls["contacts"], urls["journeys"])
