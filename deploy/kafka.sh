@@ -43,6 +43,22 @@ fi
 log() { printf 'kafka.sh: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
+# install_packages CMD PACKAGE...: when CMD is missing, install the Debian packages that provide it,
+# so a fresh machine needs nothing installed by hand.
+install_packages() {
+    local cmd=$1; shift
+    command -v "$cmd" >/dev/null 2>&1 && return 0
+    local sudo=()
+    if [[ $(id -u) -ne 0 ]]; then
+        command -v sudo >/dev/null 2>&1 || die "$cmd not found; install $* (no sudo to do it for you)"
+        sudo=(sudo)
+    fi
+    command -v apt-get >/dev/null 2>&1 || die "$cmd not found and no apt-get; install $*"
+    log "$cmd not found; running: ${sudo[*]:+${sudo[*]} }apt-get install -y $*"
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update >&2
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" >&2
+}
+
 # Absolute paths, whatever the caller's cwd.
 abspath() {
     case "$1" in
@@ -95,7 +111,8 @@ ensure_jars() {
     if [[ -f "$LIBS_DIR/kafka_2.13-$KAFKA_VERSION.jar" ]]; then
         return 0
     fi
-    command -v mvn >/dev/null 2>&1 || die "mvn not found (apt-get install -y maven) -- needed once to fetch the Kafka jars"
+    # Maven is needed once, to fetch the Kafka jars into the cache.
+    install_packages mvn maven
     mkdir -p "$CACHE_DIR"
     local have_lock=0
     if command -v flock >/dev/null 2>&1; then
@@ -209,6 +226,7 @@ cmd_start() {
             die "port $KAFKA_HOST:$p is already in use by another process (not the broker of $KAFKA_DATA_DIR)"
         fi
     done
+    [[ "$JAVA" == java ]] && install_packages java openjdk-17-jre-headless
     command -v "$JAVA" >/dev/null 2>&1 || die "java not found (Java 17+ required)"
 
     local t0=$SECONDS

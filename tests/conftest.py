@@ -74,7 +74,11 @@ async def postgres_database(postgres_url: str) -> AsyncIterator[str]:
         .set(drivername="postgresql+asyncpg", database=name)
         .render_as_string(hide_password=False)
     )
-    await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', postgres_url)
+    await drop_database(name, postgres_url)
+
+
+async def drop_database(name: str, server_url: str) -> None:
+    await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', server_url)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
