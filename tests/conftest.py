@@ -89,6 +89,15 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return str(request.getfixturevalue("postgres_database"))
 
 
+@pytest.fixture
+async def local_bus(tmp_path: Path) -> AsyncIterator[EmbeddedBus]:
+    """An embedded bus of the test's own, for suites whose subject is not the bus."""
+    bus = EmbeddedBus(tmp_path / "events.sqlite", poll_interval_s=0.05)
+    await bus.start()
+    yield bus
+    await bus.stop()
+
+
 @pytest.fixture(params=["embedded", pytest.param("kafka", marks=pytest.mark.kafka)])
 async def bus(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[EventBus]:
     """The same test against both bus implementations."""

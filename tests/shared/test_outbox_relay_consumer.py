@@ -42,14 +42,6 @@ async def database(database_url: str) -> AsyncIterator[Database]:
     await db.dispose()
 
 
-@pytest.fixture
-async def local_bus(tmp_path: Path) -> AsyncIterator[EmbeddedBus]:
-    bus = EmbeddedBus(tmp_path / "events.sqlite", poll_interval_s=0.05)
-    await bus.start()
-    yield bus
-    await bus.stop()
-
-
 def _created(contact_id: uuid.UUID, source: str = "test") -> ContactCreated:
     return ContactCreated(
         contact_id=contact_id, lifecycle_stage="lead", source=source, created_at=datetime.now(UTC)

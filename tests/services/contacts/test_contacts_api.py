@@ -23,14 +23,6 @@ from shared.testing.bus import drain
 
 
 @pytest.fixture
-async def local_bus(tmp_path: Path) -> AsyncIterator[EmbeddedBus]:
-    bus = EmbeddedBus(tmp_path / "events.sqlite", poll_interval_s=0.05)
-    await bus.start()
-    yield bus
-    await bus.stop()
-
-
-@pytest.fixture
 async def api(
     database_url: str, local_bus: EmbeddedBus, tmp_path: Path
 ) -> AsyncIterator[tuple[httpx.AsyncClient, ServiceRuntime]]:

@@ -30,10 +30,8 @@ async def _timeline(
 
 
 async def test_a_contact_created_event_appears_once_on_the_timeline(
-    database_url: str, tmp_path: Path
+    database_url: str, local_bus: EmbeddedBus, tmp_path: Path
 ) -> None:
-    bus = EmbeddedBus(tmp_path / "events.sqlite", poll_interval_s=0.05)
-    await bus.start()
     contact_id = uuid.uuid4()
     message = to_message(
         ContactCreated(
@@ -41,16 +39,15 @@ async def test_a_contact_created_event_appears_once_on_the_timeline(
         ),
         source="/crm/contacts",
     )
-    async with service_client(DEFINITION, database_url=database_url, bus=bus, data_dir=tmp_path) as (
+    async with service_client(DEFINITION, database_url=database_url, bus=local_bus, data_dir=tmp_path) as (
         client,
         _,
     ):
-        await bus.publish([message, message])  # delivered twice, as after a relay retry
+        await local_bus.publish([message, message])  # delivered twice, as after a relay retry
         items = await _timeline(client, contact_id, expect=1)
         await asyncio.sleep(0.3)  # time for the duplicate to be (wrongly) applied, if it were
         items = (await client.get(f"/v1/contacts/{contact_id}/timeline")).json()["items"]
         other = (await client.get(f"/v1/contacts/{uuid.uuid4()}/timeline")).json()["items"]
-    await bus.stop()
 
     assert len(items) == 1
     assert items[0]["event_type"] == "crm.contact.created"
@@ -60,15 +57,12 @@ async def test_a_contact_created_event_appears_once_on_the_timeline(
     assert other == []
 
 
-async def test_timeline_limit_is_validated(database_url: str, tmp_path: Path) -> None:
-    bus = EmbeddedBus(tmp_path / "events.sqlite")
-    await bus.start()
-    async with service_client(DEFINITION, database_url=database_url, bus=bus, data_dir=tmp_path) as (
+async def test_timeline_limit_is_validated(database_url: str, local_bus: EmbeddedBus, tmp_path: Path) -> None:
+    async with service_client(DEFINITION, database_url=database_url, bus=local_bus, data_dir=tmp_path) as (
         client,
         _,
     ):
         response = await client.get(f"/v1/contacts/{uuid.uuid4()}/timeline", params={"limit": 0})
-    await bus.stop()
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "limit"
     assert response.json()["errors"][0]["location"] == "query"
