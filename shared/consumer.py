@@ -27,7 +27,7 @@ from shared.bus.base import BusUnavailable, Consumer, EventBus, Message, Record
 from shared.db import Database, UTCDateTime, session_scope
 from shared.events.base import Event
 from shared.events.envelope import Envelope, from_record
-from shared.events.registry import EventParseError, UnknownEventType
+from shared.events.registry import UnknownEventType
 from shared.events.topics import dead_letter
 
 log = logging.getLogger(__name__)
@@ -54,13 +54,25 @@ def define_processed_events(metadata: MetaData) -> Table:
     )
 
 
+# SQLSTATE classes that mean the database is away or overloaded, not that the statement is wrong:
+# 08 connection exception, 53 insufficient resources, 57 operator intervention (restart, shutdown).
+_OUTAGE_SQLSTATE_CLASSES = frozenset({"08", "53", "57"})
+
+
+class Stopping(Exception):
+    """Raised inside a consumer that was told to stop while it waited out an outage."""
+
+
 def is_outage(exc: BaseException) -> bool:
     """Errors that mean 'try again later', not 'this event is bad'."""
     if isinstance(
         exc, (BusUnavailable, ConnectionError, TimeoutError, OSError, OperationalError, InterfaceError)
     ):
         return True
-    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+    if isinstance(exc, DBAPIError):
+        sqlstate = str(getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None) or "")
+        return exc.connection_invalidated or sqlstate[:2] in _OUTAGE_SQLSTATE_CLASSES
+    return False
 
 
 class ConsumerRunner:
@@ -82,6 +94,7 @@ class ConsumerRunner:
         self.max_attempts = max_attempts
         self.base_backoff_s = base_backoff_s
         self.max_backoff_s = max_backoff_s
+        self._stop = asyncio.Event()
 
     async def _already_processed(self, session: AsyncSession, event_id: str) -> bool:
         found = await session.scalar(
@@ -121,7 +134,7 @@ class ConsumerRunner:
         log.error("%s: event at %s/%s sent to DLQ: %s", self.spec.name, record.topic, record.offset, error)
 
     async def _until_available(self, action: Callable[[], Awaitable[None]]) -> None:
-        """Run `action`, waiting out outages for as long as they last."""
+        """Run `action`, waiting out outages for as long as they last (or until told to stop)."""
         backoff = self.base_backoff_s
         while True:
             try:
@@ -131,7 +144,10 @@ class ConsumerRunner:
                 if not is_outage(exc):
                     raise
                 log.warning("%s: waiting out an outage: %s", self.spec.name, exc)
-                await asyncio.sleep(backoff)
+                await sleep_unless_stopped(self._stop, backoff)
+                if self._stop.is_set():
+                    # Leave the record uncommitted: the next member picks it up.
+                    raise Stopping from exc
                 backoff = min(backoff * 2, self.max_backoff_s)
 
     async def process(self, record: Record) -> None:
@@ -140,7 +156,8 @@ class ConsumerRunner:
             envelope = from_record(record)
         except UnknownEventType:
             return  # a newer producer's event type this consumer does not know: not ours to handle
-        except EventParseError as exc:
+        except Exception as exc:
+            # Unreadable (not a CloudEvent, bad data, a failing upcaster): retrying cannot help.
             await self._dead_letter(record, exc, attempts=1)
             return
         handler = self.spec.handlers.get(type(envelope.event))
@@ -177,6 +194,7 @@ class ConsumerRunner:
             log.warning("%s: position commit failed, records may be redelivered: %s", self.spec.name, exc)
 
     async def run(self, stop: asyncio.Event, *, poll_timeout_s: float = 0.5) -> None:
+        self._stop = stop
         backoff = self.base_backoff_s
         while not stop.is_set():
             consumer = self.bus.consumer(self.spec.name, self.spec.topics)
@@ -187,6 +205,8 @@ class ConsumerRunner:
                     records = await consumer.poll(timeout_s=poll_timeout_s)
                     if records:
                         await self.process_batch(consumer, records)
+            except Stopping:
+                break
             except Exception as exc:
                 if not is_outage(exc):
                     log.exception("%s: consumer loop failed; restarting", self.spec.name)

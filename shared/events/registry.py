@@ -45,12 +45,20 @@ class EventRegistry:
     def parse(self, event_type: str, payload: Payload) -> Event:
         cls = self.class_for(event_type)
         data = dict(payload)
-        version = int(data.get("schema_version", 1))
+        try:
+            version = int(data.get("schema_version", 1))
+        except (TypeError, ValueError):
+            raise EventParseError(f"{event_type}: schema_version is not a number") from None
         while version < cls.current_version():
             upcast = cls.upcasters.get(version)
             if upcast is None:
                 raise EventParseError(f"{event_type}: no upcaster from schema version {version}")
-            data = upcast(data)
+            try:
+                data = upcast(data)
+            except Exception as exc:
+                raise EventParseError(
+                    f"{event_type}: upcasting from version {version} failed: {exc!r}"
+                ) from exc
             version += 1
             data["schema_version"] = version
         if version > cls.current_version():

@@ -73,3 +73,10 @@ def test_a_type_registered_twice_is_refused() -> None:
 def test_the_platform_registry_knows_contact_created() -> None:
     assert "crm.contact.created" in REGISTRY
     assert REGISTRY.class_for("crm.contact.created") is ContactCreated
+
+
+def test_a_failing_upcaster_or_a_malformed_version_is_a_parse_error() -> None:
+    with pytest.raises(EventParseError, match="upcasting"):
+        registry.parse("test.person.renamed", {"schema_version": 1, "person_id": "p1"})  # no `name`
+    with pytest.raises(EventParseError, match="schema_version"):
+        registry.parse("test.person.renamed", {"schema_version": "two", "person_id": "p1"})

@@ -257,3 +257,27 @@ async def test_an_unreadable_record_goes_to_the_dlq_at_once(
     assert dead.value == b"not json"
     assert dead.headers["crm_error_type"] == b"EventParseError"
     assert handler.calls == {}
+
+
+async def test_an_event_with_a_malformed_schema_version_is_dead_lettered_not_retried_forever(
+    database: Database, local_bus: EmbeddedBus
+) -> None:
+    good = to_message(_created(uuid.uuid4()), source="/crm/test")
+    bad = Message(topic=good.topic, key=good.key, value=b'{"schema_version": "two"}', headers=good.headers)
+    follower = to_message(_created(uuid.uuid4()), source="/crm/test")
+    await local_bus.publish([bad, follower])
+    handler = Recorder()
+    runner = _runner(database, local_bus, handler)
+    stop = asyncio.Event()
+    worker = asyncio.create_task(runner.run(stop, poll_timeout_s=0.1))
+    async with local_bus.consumer("dlq-reader", [dead_letter(topics.CONTACTS)]) as dlq:
+        [dead] = await drain(dlq, count=1, timeout_s=15)
+    for _ in range(100):
+        if await _count(database, effects) == 1:
+            break
+        await asyncio.sleep(0.05)
+    stop.set()
+    await worker
+    assert dead.headers["crm_error_type"] == b"EventParseError"
+    assert b"schema_version" in dead.headers["crm_error"]
+    assert await _count(database, effects) == 1, "the consumer must move on past the bad record"
