@@ -133,6 +133,8 @@ def create_infrastructure_tables_v1() -> None:
     slots = op.create_table(
         "outbox_slot",
         sa.Column("slot", sa.SmallInteger(), autoincrement=False, nullable=False),
+        sa.Column("owner", sa.String(length=32), nullable=True),
+        sa.Column("lease_until", UTCDateTime(), nullable=True),
         sa.PrimaryKeyConstraint("slot", name=op.f("pk_outbox_slot")),
     )
     op.bulk_insert(slots, slot_rows())

@@ -7,15 +7,24 @@ id order and deletes them once the bus has acknowledged them.
 Two relays can run against one PostgreSQL database: rows are hashed by key into slots, and a relay
 locks the slots it works on with `FOR UPDATE SKIP LOCKED` for the span of one batch. One key is thus
 published by one relay at a time, in order; a relay that dies releases its slots with its transaction,
-and its unacknowledged rows are sent again (consumers drop the duplicates by event id).
+and its unacknowledged rows are sent again (consumers drop the duplicates by event id). SQLite has no
+row locks, so there relays lease slots instead (see `_publish_batch_sqlite`).
+
+Order per key follows outbox ids, which are handed out at insert time. Code that emits several events
+for one aggregate in concurrent transactions must first lock the aggregate's row (`SELECT … FOR UPDATE`),
+so that the transaction that inserts first also commits first.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -24,19 +33,23 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    Row,
+    Select,
     SmallInteger,
     String,
     Table,
     delete,
     func,
     insert,
+    or_,
     select,
+    update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.aio import sleep_unless_stopped
 from shared.bus.base import BusUnavailable, EventBus, Message
-from shared.db import Database, UTCDateTime, session_scope
+from shared.db import Database, UTCDateTime, session_scope, utc_now
 from shared.events import topics as topic_names
 from shared.events.base import Event
 from shared.events.envelope import to_message
@@ -44,6 +57,9 @@ from shared.events.envelope import to_message
 log = logging.getLogger(__name__)
 
 SLOT_COUNT = 16
+
+# id, topic, partition_key, headers, payload
+OutboxRow = Row[Any, Any, Any, Any, Any]
 
 
 def slot_for(key: str) -> int:
@@ -72,7 +88,12 @@ def define_outbox(metadata: MetaData) -> OutboxTables:
         Column("created_at", UTCDateTime(), nullable=False, server_default=func.now()),
     )
     slots = Table(
-        "outbox_slot", metadata, Column("slot", SmallInteger, primary_key=True, autoincrement=False)
+        "outbox_slot",
+        metadata,
+        Column("slot", SmallInteger, primary_key=True, autoincrement=False),
+        # Used on SQLite only, which has no row locks: which relay holds the slot, and until when.
+        Column("owner", String(32), nullable=True),
+        Column("lease_until", UTCDateTime(), nullable=True),
     )
     return OutboxTables(events=events, slots=slots)
 
@@ -118,6 +139,7 @@ class OutboxRelay:
         slots_per_batch: int = 8,
         idle_interval_s: float = 0.1,
         max_backoff_s: float = 5.0,
+        lease_s: float = 60.0,
     ) -> None:
         self.database = database
         self.tables = tables
@@ -126,6 +148,8 @@ class OutboxRelay:
         self.slots_per_batch = slots_per_batch
         self.idle_interval_s = idle_interval_s
         self.max_backoff_s = max_backoff_s
+        self.lease_s = lease_s
+        self.relay_id = uuid.uuid4().hex
         self._rotation = 0
         self._topics_ready = False
 
@@ -134,47 +158,103 @@ class OutboxRelay:
         if not self._topics_ready:
             await self.bus.ensure_topics([*topic_names.ALL, *map(topic_names.dead_letter, topic_names.ALL)])
             self._topics_ready = True
+        if self.database.is_sqlite:
+            return await self._publish_batch_sqlite()
+        async with session_scope(self.database) as session:
+            # The slot locks last until this transaction ends, i.e. across the publish: that is what
+            # keeps a second relay off these keys until their events are out and deleted.
+            rows = await self._claim(session)
+            await self.bus.publish([self._message(row) for row in rows])
+            await self._delete(session, rows)
+        return len(rows)
+
+    async def _publish_batch_sqlite(self) -> int:
+        # SQLite has no row locks, and holding its database-wide write lock across a slow publish would
+        # stall every API write. So a relay leases its slots in one short transaction, publishes without
+        # holding the lock, then deletes what it sent and frees the slots in a second one. A relay that
+        # dies mid-way loses its lease after `lease_s`, and another relay sends its rows again.
+        async with session_scope(self.database) as session:
+            leased = await self._lease_slots(session)
+            rows = await self._rows(session, leased)
+        published: Sequence[OutboxRow] = []
+        try:
+            if rows:
+                await self.bus.publish([self._message(row) for row in rows])
+                published = rows
+        finally:
+            if leased:
+                async with session_scope(self.database) as session:
+                    await self._delete(session, published)
+                    await session.execute(
+                        update(self.tables.slots)
+                        .where(
+                            self.tables.slots.c.slot.in_(leased), self.tables.slots.c.owner == self.relay_id
+                        )
+                        .values(owner=None, lease_until=None)
+                    )
+        return len(published)
+
+    def _slots_with_pending_events(self) -> Select[int]:
         events, slots = self.tables.events, self.tables.slots
         self._rotation = (self._rotation + 1) % SLOT_COUNT
-        async with session_scope(self.database) as session:
-            pending_slots = select(events.c.slot).distinct().scalar_subquery()
-            locked = (
-                await session.scalars(
-                    select(slots.c.slot)
-                    .where(slots.c.slot.in_(pending_slots))
-                    .order_by((slots.c.slot + self._rotation) % SLOT_COUNT)
-                    .limit(self.slots_per_batch)
-                    .with_for_update(skip_locked=True)
+        # Rotating the start keeps busy low-numbered slots from starving the others.
+        return (
+            select(slots.c.slot)
+            .where(slots.c.slot.in_(select(events.c.slot).distinct().scalar_subquery()))
+            .order_by((slots.c.slot + self._rotation) % SLOT_COUNT)
+            .limit(self.slots_per_batch)
+        )
+
+    async def _lease_slots(self, session: AsyncSession) -> list[int]:
+        slots = self.tables.slots
+        now = utc_now()
+        free = self._slots_with_pending_events().where(
+            or_(slots.c.lease_until.is_(None), slots.c.lease_until < now)
+        )
+        chosen = list((await session.scalars(free)).all())
+        if chosen:
+            await session.execute(
+                update(slots)
+                .where(slots.c.slot.in_(chosen))
+                .values(owner=self.relay_id, lease_until=now + timedelta(seconds=self.lease_s))
+            )
+        return chosen
+
+    async def _claim(self, session: AsyncSession) -> Sequence[OutboxRow]:
+        locked = (
+            await session.scalars(self._slots_with_pending_events().with_for_update(skip_locked=True))
+        ).all()
+        return await self._rows(session, list(locked))
+
+    async def _rows(self, session: AsyncSession, slots: list[int]) -> Sequence[OutboxRow]:
+        if not slots:
+            return []
+        events = self.tables.events
+        return (
+            await session.execute(
+                select(
+                    events.c.id, events.c.topic, events.c.partition_key, events.c.headers, events.c.payload
                 )
-            ).all()
-            if not locked:
-                return 0
-            rows = (
-                await session.execute(
-                    select(
-                        events.c.id,
-                        events.c.topic,
-                        events.c.partition_key,
-                        events.c.headers,
-                        events.c.payload,
-                    )
-                    .where(events.c.slot.in_(locked))
-                    .order_by(events.c.id)
-                    .limit(self.batch_size)
-                )
-            ).all()
-            messages = [
-                Message(
-                    topic=row.topic,
-                    key=row.partition_key,
-                    value=row.payload,
-                    headers={name: value.encode() for name, value in row.headers.items()},
-                )
-                for row in rows
-            ]
-            await self.bus.publish(messages)
-            await session.execute(delete(events).where(events.c.id.in_([row.id for row in rows])))
-            return len(rows)
+                .where(events.c.slot.in_(slots))
+                .order_by(events.c.id)
+                .limit(self.batch_size)
+            )
+        ).all()
+
+    @staticmethod
+    def _message(row: OutboxRow) -> Message:
+        return Message(
+            topic=row.topic,
+            key=row.partition_key,
+            value=row.payload,
+            headers={name: value.encode() for name, value in row.headers.items()},
+        )
+
+    async def _delete(self, session: AsyncSession, rows: Sequence[OutboxRow]) -> None:
+        if rows:
+            await session.execute(
+                delete(self.tables.events).where(self.tables.events.c.id.in_([r.id for r in rows]))
+            )
 
     async def run(self, stop: asyncio.Event) -> None:
         backoff = self.idle_interval_s
