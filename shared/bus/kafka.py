@@ -7,7 +7,6 @@ into its outbox) while the broker is away; publishing resumes when it returns.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Sequence
 
@@ -80,9 +79,12 @@ class KafkaBus(EventBus):
         )
         try:
             await admin.start()
-        except Exception as exc:
+        except BaseException as exc:
+            # Also on cancellation (a timed-out readiness probe): an unclosed client leaks a socket.
             await admin.close()
-            raise BusUnavailable(f"Kafka at {self.bootstrap_servers} unreachable: {exc}") from exc
+            if isinstance(exc, Exception):
+                raise BusUnavailable(f"Kafka at {self.bootstrap_servers} unreachable: {exc}") from exc
+            raise
         return admin
 
     async def ping(self) -> bool:
@@ -113,9 +115,17 @@ class KafkaBus(EventBus):
                 if topic not in existing
             ]
             if new:
-                # Another replica may create the same topic first; that is fine.
-                with contextlib.suppress(TopicAlreadyExistsError):
-                    await admin.create_topics(new)
+                response = await admin.create_topics(new)
+                # Errors come back per topic rather than raised. "Already exists" means another replica
+                # was first, which is fine; anything else (say, too high a replication factor) is not.
+                failures = [
+                    f"{topic}: error {code} {message or ''}".strip()
+                    for topic, code, *rest in response.topic_errors
+                    for message in [rest[0] if rest else None]
+                    if code not in (0, TopicAlreadyExistsError.errno)
+                ]
+                if failures:
+                    raise RuntimeError("cannot create Kafka topics: " + "; ".join(failures))
         except KafkaError as exc:
             raise BusUnavailable(f"cannot create topics on Kafka: {exc}") from exc
         finally:
