@@ -81,7 +81,8 @@ class ServiceRuntime:
             await self.migrate()
         if self._owns_bus:
             await self.bus.start()
-        self._stop.clear()
+        # A fresh event per start: an asyncio.Event belongs to the loop it was first used in.
+        self._stop = asyncio.Event()
         if self.settings.run_relay if relay is None else relay:
             self._spawn(self.relay().run(self._stop), "relay")
         if self.settings.run_consumers if consumers is None else consumers:
@@ -89,7 +90,9 @@ class ServiceRuntime:
                 self._spawn(runner.run(self._stop), runner.spec.name)
 
     def _spawn(self, work: Coroutine[Any, Any, None], label: str) -> None:
-        self._tasks.append(asyncio.create_task(work, name=f"{self.name}:{label}"))
+        task = asyncio.create_task(work, name=f"{self.name}:{label}")
+        task.add_done_callback(_report_crash)
+        self._tasks.append(task)
 
     async def wait(self) -> None:
         """Block until the background workers end (they end when `stop` is called)."""
@@ -106,3 +109,9 @@ class ServiceRuntime:
         if self._owns_bus:
             await self.bus.stop()
         await self.database.dispose()
+
+
+def _report_crash(task: asyncio.Task[None]) -> None:
+    """Workers loop until stopped; one that ends with an error must not end silently."""
+    if not task.cancelled() and (error := task.exception()) is not None:
+        log.error("worker %s stopped: %r", task.get_name(), error, exc_info=error)

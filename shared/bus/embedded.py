@@ -145,9 +145,13 @@ class EmbeddedBus(EventBus):
                         ),
                     )
                 await connection.execute("COMMIT")
-            except Exception as exc:
-                await connection.execute("ROLLBACK")
-                raise BusUnavailable(f"embedded bus write failed: {exc}") from exc
+            except BaseException as exc:
+                # Also on cancellation: the shared connection must not stay inside a transaction.
+                if connection.in_transaction:
+                    await connection.execute("ROLLBACK")
+                if isinstance(exc, Exception):
+                    raise BusUnavailable(f"embedded bus write failed: {exc}") from exc
+                raise
         async with self._published:
             self._published.notify_all()
 
@@ -255,6 +259,10 @@ class EmbeddedConsumer(Consumer):
         if not highest:
             return
         async with self.bus._lock:
+            # Only the lease holder moves the group's position: a member whose lease lapsed (a long
+            # stall) must not set it back after a newer member committed further.
+            if not await self._hold_lease():
+                raise BusUnavailable(f"group {self.group}: lease lost, position not committed")
             await self.bus.connection.executemany(
                 "INSERT INTO positions (grp, topic, next_offset) VALUES (?, ?, ?)"
                 " ON CONFLICT (grp, topic) DO UPDATE SET next_offset = excluded.next_offset",
