@@ -88,6 +88,7 @@ class ServiceRuntime:
         if self.settings.run_consumers if consumers is None else consumers:
             for runner in self.consumer_runners():
                 self._spawn(runner.run(self._stop), runner.spec.name)
+        log.info("%s: workers running: %s", self.name, ", ".join(t.get_name() for t in self._tasks) or "none")
 
     def _spawn(self, work: Coroutine[Any, Any, None], label: str) -> None:
         task = asyncio.create_task(work, name=f"{self.name}:{label}")

@@ -25,7 +25,9 @@ def free_port() -> int:
 class CrmProcess:
     """A `crm …` subprocess with its output in a log file; stops with SIGTERM, then SIGKILL."""
 
-    def __init__(self, args: list[str], *, env: dict[str, str], log_path: Path, health_url: str) -> None:
+    def __init__(
+        self, args: list[str], *, env: dict[str, str], log_path: Path, health_url: str | None = None
+    ) -> None:
         self.args = args
         self.env = env
         self.log_path = log_path
@@ -42,6 +44,12 @@ class CrmProcess:
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
                 raise RuntimeError(f"crm {' '.join(self.args)} exited early:\n{self.tail()}")
+            if self.health_url is None:
+                # A worker has no HTTP endpoint: it is ready once it logs that its workers run.
+                if "workers running" in self.tail():
+                    return self
+                time.sleep(0.2)
+                continue
             try:
                 if httpx.get(self.health_url, timeout=1).status_code == 200:
                     return self

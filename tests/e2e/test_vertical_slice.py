@@ -3,6 +3,7 @@ its journeys timeline. Once embedded (`crm dev`), once distributed (four process
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import httpx
@@ -64,3 +65,39 @@ def test_distributed_mode_on_postgres_and_kafka(
         ready = httpx.get(f"{url}/readyz", timeout=15)
         assert ready.status_code == 200, ready.text
     _create_and_follow(urls["contacts"], urls["journeys"])
+
+
+@pytest.mark.e2e
+@pytest.mark.kafka
+@pytest.mark.postgres
+def test_relay_and_consumers_as_separate_workers(
+    postgres_url: str, kafka_bootstrap: str, tmp_path: Path, launch: Launcher
+) -> None:
+    env = distributed_env(postgres_url, kafka_bootstrap, tmp_path)
+    env.update({"CRM_CONTACTS_RUN_RELAY": "false", "CRM_JOURNEYS_RUN_CONSUMERS": "false"})
+    urls = launch(env, "contacts", "journeys")
+    created = httpx.post(f"{urls['contacts']}/v1/contacts", json={"email": "w@example.com"}, timeout=10)
+    contact_id = created.json()["id"]
+    timeline_url = f"{urls['journeys']}/v1/contacts/{contact_id}/timeline"
+
+    time.sleep(3)
+    assert httpx.get(timeline_url, timeout=10).json()["items"] == [], (
+        "web processes must not relay or consume"
+    )
+
+    workers = [
+        CrmProcess(["relay", "contacts"], env=env, log_path=tmp_path / "relay.log"),
+        CrmProcess(["consume", "journeys"], env=env, log_path=tmp_path / "consume.log"),
+    ]
+    try:
+        for worker in workers:
+            worker.start(timeout_s=60)
+        wait_until(
+            lambda: httpx.get(timeline_url, timeout=10).json()["items"],
+            timeout_s=60,
+            message="the workers did not carry the event to the timeline",
+        )
+    finally:
+        for worker in workers:
+            worker.stop()
+    assert len(httpx.get(timeline_url, timeout=10).json()["items"]) == 1
