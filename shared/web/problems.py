@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
-PROBLEM_BASE = "https://crm-stream.dev/problems/"
+PROBLEM_BASE = "urn:crm:problem:"
 
 
 class FieldProblem(BaseModel):
