@@ -17,6 +17,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Literal, TypeVar
 
 from sqlalchemy import Column, MetaData, String, Table, func, insert, select
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
@@ -29,10 +30,13 @@ from shared.events.base import Event
 from shared.events.envelope import Envelope, from_record
 from shared.events.registry import UnknownEventType
 from shared.events.topics import dead_letter
+from shared.observability import EVENTS_CONSUMED
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[AsyncSession, Envelope], Awaitable[None]]
+Outcome = Literal["applied", "duplicate", "ignored", "dead_lettered"]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -104,14 +108,15 @@ class ConsumerRunner:
         )
         return found is not None
 
-    async def _apply(self, handler: Handler, envelope: Envelope) -> None:
+    async def _apply(self, handler: Handler, envelope: Envelope) -> Outcome:
         async with session_scope(self.database) as session:
             if await self._already_processed(session, envelope.id):
-                return
+                return "duplicate"
             await handler(session, envelope)
             await session.execute(
                 insert(self.processed).values(consumer=self.spec.name, event_id=envelope.id)
             )
+        return "applied"
 
     async def _dead_letter(self, record: Record, error: BaseException, attempts: int) -> None:
         headers = dict(record.headers)
@@ -133,13 +138,12 @@ class ConsumerRunner:
         await self._until_available(lambda: self.bus.publish([message]))
         log.error("%s: event at %s/%s sent to DLQ: %s", self.spec.name, record.topic, record.offset, error)
 
-    async def _until_available(self, action: Callable[[], Awaitable[None]]) -> None:
+    async def _until_available(self, action: Callable[[], Awaitable[T]]) -> T:
         """Run `action`, waiting out outages for as long as they last (or until told to stop)."""
         backoff = self.base_backoff_s
         while True:
             try:
-                await action()
-                return
+                return await action()
             except Exception as exc:
                 if not is_outage(exc):
                     raise
@@ -150,32 +154,38 @@ class ConsumerRunner:
                     raise Stopping from exc
                 backoff = min(backoff * 2, self.max_backoff_s)
 
-    async def process(self, record: Record) -> None:
+    async def process(self, record: Record) -> Outcome:
         """Handle one record to the end: applied, skipped (duplicate, not ours) or dead-lettered."""
+        outcome = await self._process(record)
+        EVENTS_CONSUMED.labels(self.spec.name, outcome).inc()
+        return outcome
+
+    async def _process(self, record: Record) -> Outcome:
         try:
             envelope = from_record(record)
         except UnknownEventType:
-            return  # a newer producer's event type this consumer does not know: not ours to handle
+            return "ignored"  # a newer producer's event type this consumer does not know
         except Exception as exc:
             # Unreadable (not a CloudEvent, bad data, a failing upcaster): retrying cannot help.
             await self._dead_letter(record, exc, attempts=1)
-            return
+            return "dead_lettered"
         handler = self.spec.handlers.get(type(envelope.event))
         if handler is None:
-            return
+            return "ignored"
         attempts = 0
         backoff = self.base_backoff_s
         while True:
             attempts += 1
             try:
-                await self._until_available(lambda: self._apply(handler, envelope))
-                return
+                return await self._until_available(lambda: self._apply(handler, envelope))
+            except Stopping:
+                raise
             except Exception as exc:
                 if isinstance(exc, IntegrityError) and await self._processed_elsewhere(envelope.id):
-                    return  # a concurrent delivery of the same event committed first
+                    return "duplicate"  # a concurrent delivery of the same event committed first
                 if attempts >= self.max_attempts:
                     await self._dead_letter(record, exc, attempts)
-                    return
+                    return "dead_lettered"
                 log.warning("%s: attempt %d failed for %s: %s", self.spec.name, attempts, envelope.id, exc)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, self.max_backoff_s)

@@ -53,6 +53,7 @@ from shared.db import Database, UTCDateTime, session_scope, utc_now
 from shared.events import topics as topic_names
 from shared.events.base import Event
 from shared.events.envelope import to_message
+from shared.observability import EVENTS_PUBLISHED
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +141,7 @@ class OutboxRelay:
         idle_interval_s: float = 0.1,
         max_backoff_s: float = 5.0,
         lease_s: float = 60.0,
+        service: str = "unnamed",
     ) -> None:
         self.database = database
         self.tables = tables
@@ -149,12 +151,18 @@ class OutboxRelay:
         self.idle_interval_s = idle_interval_s
         self.max_backoff_s = max_backoff_s
         self.lease_s = lease_s
+        self.service = service
         self.relay_id = uuid.uuid4().hex
         self._rotation = 0
         self._topics_ready = False
 
     async def publish_batch(self) -> int:
         """Publish one batch; returns how many events went out. Raises `BusUnavailable` on bus errors."""
+        published = await self._publish_batch()
+        EVENTS_PUBLISHED.labels(self.service).inc(published)
+        return published
+
+    async def _publish_batch(self) -> int:
         if not self._topics_ready:
             await self.bus.ensure_topics([*topic_names.ALL, *map(topic_names.dead_letter, topic_names.ALL)])
             self._topics_ready = True
@@ -272,7 +280,3 @@ class OutboxRelay:
             if published:
                 continue
             await sleep_unless_stopped(stop, backoff)
-
-    async def pending(self) -> int:
-        async with self.database.sessionmaker() as session:
-            return int(await session.scalar(select(func.count()).select_from(self.tables.events)) or 0)

@@ -65,7 +65,7 @@ class ServiceRuntime:
         return self.definition.name
 
     def relay(self) -> OutboxRelay:
-        return OutboxRelay(self.database, self.definition.outbox, self.bus)
+        return OutboxRelay(self.database, self.definition.outbox, self.bus, service=self.name)
 
     def consumer_runners(self) -> list[ConsumerRunner]:
         return [
@@ -94,10 +94,6 @@ class ServiceRuntime:
         task = asyncio.create_task(work, name=f"{self.name}:{label}")
         task.add_done_callback(_report_crash)
         self._tasks.append(task)
-
-    async def wait(self) -> None:
-        """Block until the background workers end (they end when `stop` is called)."""
-        await asyncio.gather(*self._tasks)
 
     async def stop(self) -> None:
         self._stop.set()

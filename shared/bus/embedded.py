@@ -105,10 +105,6 @@ class EmbeddedBus(EventBus):
                 "INSERT OR IGNORE INTO topics (name) VALUES (?)", [(topic,) for topic in topics]
             )
 
-    async def topics(self) -> list[str]:
-        async with self._lock, self.connection.execute("SELECT name FROM topics ORDER BY name") as cursor:
-            return [row[0] async for row in cursor]
-
     async def publish(self, messages: Sequence[Message]) -> None:
         if not messages:
             return

@@ -33,9 +33,6 @@ class EventRegistry:
     def __contains__(self, event_type: str) -> bool:
         return event_type in self._by_type
 
-    def classes(self) -> tuple[type[Event], ...]:
-        return tuple(self._by_type.values())
-
     def class_for(self, event_type: str) -> type[Event]:
         try:
             return self._by_type[event_type]

@@ -26,4 +26,3 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
-RuntimeDep = Annotated[ServiceRuntime, Depends(get_runtime)]

@@ -62,6 +62,8 @@ async def test_creating_a_contact_announces_it_on_the_stream(
     assert record.key == contact["id"]
     assert b"ada@example.com" not in record.value, "PII must stay out of the log"
 
+    assert 'crm_events_published_total{service="contacts"}' in (await client.get("/metrics")).text
+
     fetched = await client.get(f"/v1/contacts/{contact['id']}")
     assert fetched.status_code == 200
     assert fetched.json() == contact

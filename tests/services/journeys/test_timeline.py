@@ -48,6 +48,7 @@ async def test_a_contact_created_event_appears_once_on_the_timeline(
         await asyncio.sleep(0.3)  # time for the duplicate to be (wrongly) applied, if it were
         items = (await client.get(f"/v1/contacts/{contact_id}/timeline")).json()["items"]
         other = (await client.get(f"/v1/contacts/{uuid.uuid4()}/timeline")).json()["items"]
+        metrics = (await client.get("/metrics")).text
 
     assert len(items) == 1
     assert items[0]["event_type"] == "crm.contact.created"
@@ -55,6 +56,8 @@ async def test_a_contact_created_event_appears_once_on_the_timeline(
     assert items[0]["event_id"] == message.headers["ce_id"].decode()
     assert items[0]["properties"] == {"lifecycle_stage": "lead", "source": "ads"}
     assert other == []
+    for outcome in ("applied", "duplicate"):
+        assert f'crm_events_consumed_total{{consumer="journeys.timeline",outcome="{outcome}"}}' in metrics
 
 
 async def test_timeline_limit_is_validated(database_url: str, local_bus: EmbeddedBus, tmp_path: Path) -> None:
