@@ -190,6 +190,23 @@ def _runner(database: Database, bus: EventBus, handler: Recorder, **options: flo
     return ConsumerRunner(spec, database, tables.processed_events, bus, base_backoff_s=0.01, **options)  # type: ignore[arg-type]
 
 
+async def _run_until_dead_lettered_and_applied(
+    runner: ConsumerRunner, bus: EmbeddedBus, database: Database
+) -> Record:
+    """Run the consumer until one record is dead-lettered and one event applied; returns the dead letter."""
+    stop = asyncio.Event()
+    worker = asyncio.create_task(runner.run(stop, poll_timeout_s=0.1))
+    async with bus.consumer("dlq-reader", [dead_letter(topics.CONTACTS)]) as dlq:
+        [dead] = await drain(dlq, count=1, timeout_s=15)
+    for _ in range(100):
+        if await _count(database, effects) == 1:
+            break
+        await asyncio.sleep(0.05)
+    stop.set()
+    await worker
+    return dead
+
+
 async def test_a_redelivered_event_takes_effect_once(database: Database, local_bus: EmbeddedBus) -> None:
     message = to_message(_created(uuid.uuid4()), source="/crm/test")
     await local_bus.publish([message, message])  # the same CloudEvent twice, as after a relay retry
@@ -222,16 +239,7 @@ async def test_a_poison_event_goes_to_the_dlq_and_the_consumer_moves_on(
     )
     handler = Recorder(fail_for={bad})
     runner = _runner(database, local_bus, handler, max_attempts=3)
-    stop = asyncio.Event()
-    worker = asyncio.create_task(runner.run(stop, poll_timeout_s=0.1))
-    async with local_bus.consumer("dlq-reader", [dead_letter(topics.CONTACTS)]) as dlq:
-        [dead] = await drain(dlq, count=1, timeout_s=15)
-    for _ in range(100):
-        if await _count(database, effects) == 1:
-            break
-        await asyncio.sleep(0.05)
-    stop.set()
-    await worker
+    dead = await _run_until_dead_lettered_and_applied(runner, local_bus, database)
 
     assert from_record(dead).event.key == str(bad)
     assert dead.headers["crm_error_type"] == b"ValueError"
@@ -269,16 +277,7 @@ async def test_an_event_with_a_malformed_schema_version_is_dead_lettered_not_ret
     await local_bus.publish([bad, follower])
     handler = Recorder()
     runner = _runner(database, local_bus, handler)
-    stop = asyncio.Event()
-    worker = asyncio.create_task(runner.run(stop, poll_timeout_s=0.1))
-    async with local_bus.consumer("dlq-reader", [dead_letter(topics.CONTACTS)]) as dlq:
-        [dead] = await drain(dlq, count=1, timeout_s=15)
-    for _ in range(100):
-        if await _count(database, effects) == 1:
-            break
-        await asyncio.sleep(0.05)
-    stop.set()
-    await worker
+    dead = await _run_until_dead_lettered_and_applied(runner, local_bus, database)
     assert dead.headers["crm_error_type"] == b"EventParseError"
     assert b"schema_version" in dead.headers["crm_error"]
     assert await _count(database, effects) == 1, "the consumer must move on past the bad record"
