@@ -118,11 +118,11 @@ class KafkaBus(EventBus):
                 response = await admin.create_topics(new)
                 # Errors come back per topic rather than raised. "Already exists" means another replica
                 # was first, which is fine; anything else (say, too high a replication factor) is not.
+                # Each entry is (topic, error code) plus, in newer protocol versions, a message.
                 failures = [
-                    f"{topic}: error {code} {message or ''}".strip()
-                    for topic, code, *rest in response.topic_errors
-                    for message in [rest[0] if rest else None]
-                    if code not in (0, TopicAlreadyExistsError.errno)
+                    " ".join(str(part) for part in error if part)
+                    for error in response.topic_errors
+                    if error[1] not in (0, TopicAlreadyExistsError.errno)
                 ]
                 if failures:
                     raise RuntimeError("cannot create Kafka topics: " + "; ".join(failures))

@@ -11,7 +11,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shared.observability import MetricsMiddleware
 from shared.runtime import ServiceDefinition, ServiceRuntime
-from shared.web.problems import PROBLEM_BASE, Problem, install_problem_handlers, problem_response
+from shared.web.problems import (
+    PROBLEM_BASE,
+    Problem,
+    install_problem_handlers,
+    problem_doc,
+    problem_response,
+)
 from shared.web.request_id import RequestIdMiddleware
 
 
@@ -25,7 +31,7 @@ def _operations_router(runtime: ServiceRuntime) -> APIRouter:
     @router.get(
         "/readyz",
         summary="Readiness: database and event bus reachable",
-        responses={503: {"model": Problem, "description": "A dependency is unreachable."}},
+        responses={503: problem_doc("A dependency is unreachable.")},
     )
     async def readyz(request: Request) -> Any:
         checks = {

@@ -140,10 +140,14 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, _unhandled)
 
 
+def problem_doc(description: str) -> dict[str, Any]:
+    """An OpenAPI `responses` entry for an answer in problem+json."""
+    # `model` registers the Problem schema; the content entry says it comes as problem+json.
+    schema = {"$ref": "#/components/schemas/Problem"}
+    return {"model": Problem, "description": description, "content": {PROBLEM_JSON: {"schema": schema}}}
+
+
+# Every endpoint with input answers bad input the same way; list this in its `responses`.
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    422: {
-        "model": Problem,
-        "description": "Invalid input; `errors` names each field.",
-        "content": {PROBLEM_JSON: {}},
-    },
+    422: problem_doc("Invalid input; `errors` names each field."),
 }

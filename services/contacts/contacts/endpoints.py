@@ -5,7 +5,7 @@ from fastapi import APIRouter, Response, status
 from services.contacts.contacts import service
 from services.contacts.contacts.schemas import ContactCreate, ContactRead
 from shared.web.deps import SessionDep
-from shared.web.problems import PROBLEM_JSON, Problem
+from shared.web.problems import PROBLEM_RESPONSES, problem_doc
 
 router = APIRouter(prefix="/v1/contacts", tags=["contacts"])
 
@@ -16,16 +16,8 @@ router = APIRouter(prefix="/v1/contacts", tags=["contacts"])
     summary="Create a contact",
     description="Creates a contact and announces it as `crm.contact.created` on `crm.contacts`.",
     responses={
-        409: {
-            "model": Problem,
-            "description": "Email already used; `existing_id` names the contact.",
-            "content": {PROBLEM_JSON: {}},
-        },
-        422: {
-            "model": Problem,
-            "description": "Invalid input; `errors` names each field.",
-            "content": {PROBLEM_JSON: {}},
-        },
+        409: problem_doc("Email already used; `existing_id` names the contact."),
+        **PROBLEM_RESPONSES,
     },
 )
 async def create_contact(body: ContactCreate, session: SessionDep, response: Response) -> ContactRead:
@@ -37,7 +29,7 @@ async def create_contact(body: ContactCreate, session: SessionDep, response: Res
 @router.get(
     "/{contact_id}",
     summary="Get a contact",
-    responses={404: {"model": Problem, "description": "No such contact.", "content": {PROBLEM_JSON: {}}}},
+    responses={404: problem_doc("No such contact."), **PROBLEM_RESPONSES},
 )
 async def get_contact(contact_id: uuid.UUID, session: SessionDep) -> ContactRead:
     return ContactRead.model_validate(await service.get_contact(session, contact_id))

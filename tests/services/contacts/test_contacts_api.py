@@ -130,3 +130,6 @@ async def test_operations_endpoints(api: tuple[httpx.AsyncClient, ServiceRuntime
     )
     schema = (await client.get("/openapi.json")).json()
     assert "/v1/contacts" in schema["paths"]
+    for method, path in (("post", "/v1/contacts"), ("get", "/v1/contacts/{contact_id}")):
+        documented = schema["paths"][path][method]["responses"]["422"]["content"]
+        assert documented["application/problem+json"]["schema"] == {"$ref": "#/components/schemas/Problem"}
