@@ -11,7 +11,9 @@ from typing import Annotated
 
 import typer
 import uvicorn
+from rich.progress import TaskID
 
+from shared.consumer import ConsumerRunner
 from shared.observability import configure_logging
 from shared.runtime import ServiceDefinition, ServiceRuntime
 from shared.settings import ConfigurationError, PlatformSettings, load_settings
@@ -119,6 +121,118 @@ def consume(service: ServiceArg) -> None:
     """Run a service's event consumers until stopped (instead of inside the web process)."""
     runtime = ServiceRuntime(_definition(service), platform=_platform())
     asyncio.run(_until_signalled(runtime, relay=False, consumers=True))
+
+
+def _runners(runtime: ServiceRuntime, consumer: str | None) -> list[ConsumerRunner]:
+    runners = runtime.consumer_runners()
+    if consumer is None:
+        return runners
+    chosen = [runner for runner in runners if runner.spec.name == consumer]
+    if not chosen:
+        names = ", ".join(runner.spec.name for runner in runners) or "none"
+        raise typer.BadParameter(f"{runtime.name} has no consumer {consumer!r} (it has: {names})")
+    return chosen
+
+
+ConsumerOpt = Annotated[str | None, typer.Argument(help="One consumer of the service (default: all).")]
+
+
+@app.command()
+def replay(service: ServiceArg, consumer: ConsumerOpt = None) -> None:
+    """Rebuild a service's views from the start of their topics (stop its consumers first)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from shared.replay import ReplayStuck, replay_consumer
+
+    runtime = ServiceRuntime(_definition(service), platform=_platform())
+    runners = _runners(runtime, consumer)
+
+    async def run() -> None:
+        await runtime.open()
+        try:
+            with Progress(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
+            ) as progress:
+                for runner in runners:
+                    task = progress.add_task(runner.spec.name, total=None)
+
+                    def show(done: int, total: int, task: TaskID = task) -> None:
+                        progress.update(task, completed=done, total=total)
+
+                    total = await replay_consumer(runner, on_progress=show)
+                    progress.update(task, completed=total, total=total)
+        except ReplayStuck as exc:
+            typer.echo(f"crm replay: {exc}", err=True)
+            raise typer.Exit(1) from exc
+        finally:
+            await runtime.close()
+
+    asyncio.run(run())
+
+
+dlq_app = typer.Typer(help="Dead letters: list them, and drive them again once their cause is fixed.")
+app.add_typer(dlq_app, name="dlq")
+
+
+@dlq_app.command("list")
+def dlq_list(service: ServiceArg) -> None:
+    """Records a consumer gave up on, and outbox events the bus refused."""
+    from shared.dlq import list_dead_letters
+
+    runtime = ServiceRuntime(_definition(service), platform=_platform())
+
+    async def run() -> None:
+        await runtime.open()
+        try:
+            letters = await list_dead_letters(
+                runtime.database, runtime.definition.outbox, runtime.consumer_runners()
+            )
+        finally:
+            await runtime.close()
+        if not letters:
+            typer.echo(f"{service}: no dead letters")
+        for letter in letters:
+            state = "pending" if letter.pending else "re-driven"
+            owner = letter.consumer or "outbox"
+            typer.echo(
+                f"{state:<9} {owner:<24} {letter.where:<28} {letter.event_type:<28} {letter.event_id}  "
+                f"key={letter.key}  {letter.failed_at or ''}\n          {letter.error}"
+            )
+
+    asyncio.run(run())
+
+
+@dlq_app.command("redrive")
+def dlq_redrive(service: ServiceArg, consumer: ConsumerOpt = None) -> None:
+    """Apply pending dead letters again, in order, and requeue refused outbox events. Safe to repeat."""
+    from shared.dlq import RedriveReport, redrive_consumer, requeue_refused
+
+    runtime = ServiceRuntime(_definition(service), platform=_platform())
+    runners = _runners(runtime, consumer)
+
+    async def run() -> RedriveReport:
+        await runtime.open()
+        report = RedriveReport()
+        try:
+            for runner in runners:
+                await redrive_consumer(runner, report)
+                if report.stopped_at is not None:
+                    return report
+            if consumer is None:
+                await requeue_refused(runtime.database, runtime.definition.outbox, report)
+        finally:
+            await runtime.close()
+        return report
+
+    report = asyncio.run(run())
+    typer.echo(
+        f"{service}: {report.applied} applied, {report.skipped} already applied, "
+        f"{report.requeued} refused outbox events requeued"
+    )
+    if report.stopped_at is not None:
+        letter = report.stopped_at
+        typer.echo(f"stopped at {letter.where} ({letter.event_id}): {letter.error}", err=True)
+        raise typer.Exit(1)
 
 
 def main() -> None:

@@ -1,82 +1,175 @@
-"""Idempotent consumers.
+"""Idempotent consumers that track their positions in the view's own database.
 
-For each record: parse the CloudEvent, run the handler for its type, and write a
-`processed_event(consumer, event_id)` row, all in one transaction. A redelivered event finds its row
-and is skipped. The bus position is committed only after the database commit.
+A runner applies a batch of records in one transaction: each handler's writes, the consumer's position
+(`consumer_position`: consumer, topic, partition → next offset) and a `processed_event(consumer,
+event_id)` row per applied event commit together. The bus position is committed only afterwards, and
+is a hint: the database position decides. So
 
-Failures are told apart. An outage (database or bus unreachable) is waited out, retrying without end,
-because dropping events would lose data. Any other error is retried a bounded number of times with
-backoff; then the record goes to `<topic>.dlq` with the error in its headers, and the consumer moves on.
-A record that cannot be parsed at all goes to the DLQ at once.
+- a redelivered record (offset below the position) is skipped;
+- the same event published twice by the relay (a new offset, the same CloudEvents id) is skipped by its
+  id; those repeats arrive within minutes, so ids are kept only for `dedup_window` and then pruned;
+- any view can be rebuilt by resetting it and its positions and replaying its topics (`replay`).
+
+Failures are told apart:
+- an **outage** (database or bus unreachable) is waited out, retrying without end;
+- a **transient** database error (serialization failure, deadlock, lock timeout) is retried without end;
+- any other error is retried `max_attempts` times with backoff, then the record goes to
+  `<topic>.dlq` with the error in its headers and the consumer moves on. A record that cannot be read
+  at all goes there at once. Errors raised by a handler's own work (a `TimeoutError` from a call it
+  makes, say) are failures of the event, not outages, unless they come from the database;
+- an event **newer than this build** (an unknown type, or a known type at a newer schema version) is
+  never acknowledged as handled: the runner holds its partition there, with a log line and the
+  `crm_consumer_waiting_for_upgrade` metric, until a member that knows it takes over. A producer that
+  rolls out before its consumers thus delays their effects and never drops them. Waiting keeps each
+  key's order, which parking the record and re-driving it later would not; the price is that the other
+  keys of that partition wait too. A known type without a handler is skipped.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Literal, TypeVar
 
-from sqlalchemy import Column, MetaData, String, Table, func, insert, select
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    and_,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import DeclarativeBase
 
 from shared.aio import sleep_unless_stopped
 from shared.bus.base import BusUnavailable, Consumer, EventBus, Message, Record
-from shared.db import Database, UTCDateTime, session_scope
+from shared.db import Database, UTCDateTime, session_scope, utc_now
 from shared.events.base import Event
 from shared.events.envelope import Envelope, from_record
-from shared.events.registry import UnknownEventType
-from shared.events.topics import dead_letter
-from shared.observability import EVENTS_CONSUMED
+from shared.events.registry import NotUnderstoodYet
+from shared.events.topics import TopicDefinition, dead_letter
+from shared.observability import CONSUMER_LAG, CONSUMER_RETRIES, CONSUMER_WAITING, EVENTS_CONSUMED
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[AsyncSession, Envelope], Awaitable[None]]
-Outcome = Literal["applied", "duplicate", "ignored", "dead_lettered"]
+Outcome = Literal["applied", "duplicate", "skipped", "dead_lettered", "waiting"]
 T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class ConsumerSpec:
-    """A named consumer (its group id) and the handlers it runs, by event class."""
+    """A named consumer (its group id), the topics it reads, its handlers by event class, and the
+    tables of the view it builds (emptied by `crm replay` before the view is rebuilt)."""
 
     name: str
-    topics: Sequence[str]
+    topics: Sequence[TopicDefinition]
     handlers: Mapping[type[Event], Handler] = field(default_factory=dict)
+    owns: Sequence[Table | type[DeclarativeBase]] = ()
+
+    @property
+    def topic_names(self) -> list[str]:
+        return [topic.name for topic in self.topics]
 
 
-def define_processed_events(metadata: MetaData) -> Table:
-    return Table(
+@dataclass(frozen=True)
+class ConsumerTables:
+    processed: Table
+    positions: Table
+
+
+def define_consumer_tables(metadata: MetaData) -> ConsumerTables:
+    processed = Table(
         "processed_event",
         metadata,
         Column("consumer", String(200), primary_key=True),
         Column("event_id", String(36), primary_key=True),
-        Column("processed_at", UTCDateTime(), nullable=False, server_default=func.now()),
+        Column("processed_at", UTCDateTime(), nullable=False, server_default=func.now(), index=True),
     )
+    positions = Table(
+        "consumer_position",
+        metadata,
+        Column("consumer", String(200), primary_key=True),
+        Column("topic", String(200), primary_key=True),
+        Column("partition", Integer, primary_key=True, autoincrement=False),
+        Column("next_offset", BigInteger, nullable=False),
+        Column("updated_at", UTCDateTime(), nullable=False),
+    )
+    return ConsumerTables(processed=processed, positions=positions)
 
 
 # SQLSTATE classes that mean the database is away or overloaded, not that the statement is wrong:
 # 08 connection exception, 53 insufficient resources, 57 operator intervention (restart, shutdown).
 _OUTAGE_SQLSTATE_CLASSES = frozenset({"08", "53", "57"})
+# Conflicts between concurrent transactions: running the same work again succeeds.
+# 40001 serialization failure, 40P01 deadlock detected, 55P03 lock not available (lock timeout).
+_TRANSIENT_SQLSTATES = frozenset({"40001", "40P01", "55P03"})
+
+Failure = Literal["outage", "transient", "failure"]
 
 
 class Stopping(Exception):
     """Raised inside a consumer that was told to stop while it waited out an outage."""
 
 
-def is_outage(exc: BaseException) -> bool:
-    """Errors that mean 'try again later', not 'this event is bad'."""
-    if isinstance(
-        exc, (BusUnavailable, ConnectionError, TimeoutError, OSError, OperationalError, InterfaceError)
-    ):
-        return True
+class HandlerError(Exception):
+    """A handler raised; `__cause__` holds what it raised."""
+
+
+class ConcurrentDelivery(Exception):
+    """Another member advanced this consumer's position first (a rebalance overlap)."""
+
+
+def _sqlstate(exc: DBAPIError) -> str:
+    return str(getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None) or "")
+
+
+def _classify_database_error(exc: BaseException) -> Failure | None:
     if isinstance(exc, DBAPIError):
-        sqlstate = str(getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None) or "")
-        return exc.connection_invalidated or sqlstate[:2] in _OUTAGE_SQLSTATE_CLASSES
-    return False
+        sqlstate = _sqlstate(exc)
+        if sqlstate in _TRANSIENT_SQLSTATES:
+            return "transient"
+        if exc.connection_invalidated or sqlstate[:2] in _OUTAGE_SQLSTATE_CLASSES:
+            return "outage"
+        if isinstance(exc, (OperationalError, InterfaceError)) and not sqlstate:
+            return "outage"  # driver-level: SQLite busy or locked, a dropped connection
+    return None
+
+
+def classify(exc: BaseException) -> Failure:
+    """What an error means for the event being applied: wait it out, retry it, or count it."""
+    if isinstance(exc, ConcurrentDelivery):
+        return "transient"
+    if isinstance(exc, HandlerError):
+        # A handler's own work: only the database it writes to can be away; a TimeoutError or a
+        # ConnectionError from anything else it calls is this event's failure, and bounded.
+        cause = exc.__cause__
+        return (_classify_database_error(cause) if cause is not None else None) or "failure"
+    if database := _classify_database_error(exc):
+        return database
+    if isinstance(exc, (BusUnavailable, ConnectionError, TimeoutError, OSError)):
+        return "outage"  # raised by the runner's own bus and database calls
+    return "failure"
+
+
+def is_outage(exc: BaseException) -> bool:
+    return classify(exc) == "outage"
+
+
+def _original(error: BaseException) -> BaseException:
+    return error.__cause__ if isinstance(error, HandlerError) and error.__cause__ else error
 
 
 class ConsumerRunner:
@@ -84,41 +177,153 @@ class ConsumerRunner:
         self,
         spec: ConsumerSpec,
         database: Database,
-        processed: Table,
+        tables: ConsumerTables,
         bus: EventBus,
         *,
         max_attempts: int = 5,
         base_backoff_s: float = 0.1,
         max_backoff_s: float = 5.0,
+        dedup_window: timedelta = timedelta(days=7),
+        prune_every_s: float = 600.0,
     ) -> None:
         self.spec = spec
         self.database = database
-        self.processed = processed
+        self.tables = tables
         self.bus = bus
         self.max_attempts = max_attempts
         self.base_backoff_s = base_backoff_s
         self.max_backoff_s = max_backoff_s
+        self.dedup_window = dedup_window
+        self.prune_every_s = prune_every_s
         self._stop = asyncio.Event()
+        self._waiting_labels: set[tuple[str, str, str]] = set()
 
-    async def _already_processed(self, session: AsyncSession, event_id: str) -> bool:
-        found = await session.scalar(
-            select(self.processed.c.event_id).where(
-                self.processed.c.consumer == self.spec.name, self.processed.c.event_id == event_id
+    # --- positions and event ids ------------------------------------------------------------------
+
+    async def _load_positions(self, session: AsyncSession) -> dict[tuple[str, int], int]:
+        positions = self.tables.positions
+        rows = await session.execute(
+            select(positions.c.topic, positions.c.partition, positions.c.next_offset).where(
+                positions.c.consumer == self.spec.name
             )
         )
-        return found is not None
+        return {(topic, partition): int(offset) for topic, partition, offset in rows}
 
-    async def _apply(self, handler: Handler, envelope: Envelope) -> Outcome:
-        async with session_scope(self.database) as session:
-            if await self._already_processed(session, envelope.id):
-                return "duplicate"
-            await handler(session, envelope)
-            await session.execute(
-                insert(self.processed).values(consumer=self.spec.name, event_id=envelope.id)
+    async def _save_positions(
+        self,
+        session: AsyncSession,
+        before: Mapping[tuple[str, int], int],
+        after: Mapping[tuple[str, int], int],
+    ) -> None:
+        positions, now = self.tables.positions, utc_now()
+        for (topic, partition), offset in after.items():
+            old = before.get((topic, partition))
+            if old == offset:
+                continue
+            if old is None:
+                try:
+                    async with session.begin_nested():
+                        await session.execute(
+                            insert(positions).values(
+                                consumer=self.spec.name,
+                                topic=topic,
+                                partition=partition,
+                                next_offset=offset,
+                                updated_at=now,
+                            )
+                        )
+                except IntegrityError as exc:
+                    raise ConcurrentDelivery(f"{self.spec.name}: {topic}/{partition} claimed") from exc
+                continue
+            # Moves only from the position this transaction read: a concurrent member that got there
+            # first makes this one roll back instead of applying the same records twice.
+            result = await session.execute(
+                update(positions)
+                .where(
+                    positions.c.consumer == self.spec.name,
+                    positions.c.topic == topic,
+                    positions.c.partition == partition,
+                    positions.c.next_offset == old,
+                )
+                .values(next_offset=offset, updated_at=now)
             )
-        return "applied"
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                raise ConcurrentDelivery(f"{self.spec.name}: {topic}/{partition} moved from {old}")
+
+    async def _seen(self, session: AsyncSession, event_ids: Sequence[str]) -> set[str]:
+        processed = self.tables.processed
+        rows = await session.scalars(
+            select(processed.c.event_id).where(
+                processed.c.consumer == self.spec.name, processed.c.event_id.in_(event_ids)
+            )
+        )
+        return set(rows)
+
+    # --- applying ---------------------------------------------------------------------------------
+
+    async def _apply(self, items: Sequence[tuple[Record, Envelope]]) -> list[Outcome]:
+        """Apply `items` in one transaction, skipping what this consumer has already seen."""
+        outcomes: list[Outcome] = []
+        applied: list[Envelope] = []
+        async with session_scope(self.database) as session:
+            before = await self._load_positions(session)
+            after = dict(before)
+            seen = await self._seen(session, [envelope.id for _, envelope in items])
+            for record, envelope in items:
+                partition = (record.topic, record.partition)
+                if record.offset < after.get(partition, 0):
+                    outcomes.append("duplicate")  # redelivered: this record's effect is committed
+                    continue
+                after[partition] = record.offset + 1
+                if envelope.id in seen:
+                    outcomes.append("duplicate")  # the relay published this event twice
+                    continue
+                handler = self.spec.handlers.get(type(envelope.event))
+                if handler is None:
+                    outcomes.append("skipped")  # a type this consumer knows and does not need
+                    continue
+                try:
+                    await handler(session, envelope)
+                except Exception as exc:
+                    raise HandlerError(f"{type(exc).__name__}: {exc}") from exc
+                seen.add(envelope.id)
+                applied.append(envelope)
+                outcomes.append("applied")
+            if applied:
+                now = utc_now()
+                await session.execute(
+                    insert(self.tables.processed),
+                    [
+                        {"consumer": self.spec.name, "event_id": envelope.id, "processed_at": now}
+                        for envelope in applied
+                    ],
+                )
+            await self._save_positions(session, before, after)
+        finished = time.time()
+        for envelope in applied:
+            CONSUMER_LAG.labels(self.spec.name).observe(max(0.0, finished - envelope.time.timestamp()))
+        return outcomes
+
+    async def _until_available(self, action: Callable[[], Awaitable[T]]) -> T:
+        """Run `action`, waiting out outages and transient conflicts for as long as they last."""
+        backoff = self.base_backoff_s
+        while True:
+            try:
+                return await action()
+            except Exception as exc:
+                reason = classify(exc)
+                if reason == "failure":
+                    raise
+                CONSUMER_RETRIES.labels(self.spec.name, reason).inc()
+                log.warning("%s: waiting out %s: %s", self.spec.name, reason, _original(exc))
+                await sleep_unless_stopped(self._stop, backoff)
+                if self._stop.is_set():
+                    # Leave the record uncommitted: the next member picks it up.
+                    raise Stopping from exc
+                backoff = min(backoff * 2, self.max_backoff_s)
 
     async def _dead_letter(self, record: Record, error: BaseException, attempts: int) -> None:
+        error = _original(error)
         headers = dict(record.headers)
         headers.update(
             {
@@ -138,83 +343,155 @@ class ConsumerRunner:
         await self._until_available(lambda: self.bus.publish([message]))
         log.error("%s: event at %s/%s sent to DLQ: %s", self.spec.name, record.topic, record.offset, error)
 
-    async def _until_available(self, action: Callable[[], Awaitable[T]]) -> T:
-        """Run `action`, waiting out outages for as long as they last (or until told to stop)."""
-        backoff = self.base_backoff_s
-        while True:
-            try:
-                return await action()
-            except Exception as exc:
-                if not is_outage(exc):
-                    raise
-                log.warning("%s: waiting out an outage: %s", self.spec.name, exc)
-                await sleep_unless_stopped(self._stop, backoff)
-                if self._stop.is_set():
-                    # Leave the record uncommitted: the next member picks it up.
-                    raise Stopping from exc
-                backoff = min(backoff * 2, self.max_backoff_s)
+    async def apply_records(self, items: Sequence[tuple[Record, Envelope]]) -> list[Outcome]:
+        """Apply `items` in one transaction, waiting out outages; raises what a handler raised."""
+        outcomes = await self._until_available(lambda: self._apply(items))
+        for outcome in outcomes:
+            EVENTS_CONSUMED.labels(self.spec.name, outcome).inc()
+        return outcomes
 
-    async def process(self, record: Record) -> Outcome:
-        """Handle one record to the end: applied, skipped (duplicate, not ours) or dead-lettered."""
-        outcome = await self._process(record)
-        EVENTS_CONSUMED.labels(self.spec.name, outcome).inc()
-        return outcome
-
-    async def _process(self, record: Record) -> Outcome:
-        try:
-            envelope = from_record(record)
-        except UnknownEventType:
-            return "ignored"  # a newer producer's event type this consumer does not know
-        except Exception as exc:
-            # Unreadable (not a CloudEvent, bad data, a failing upcaster): retrying cannot help.
-            await self._dead_letter(record, exc, attempts=1)
-            return "dead_lettered"
-        handler = self.spec.handlers.get(type(envelope.event))
-        if handler is None:
-            return "ignored"
+    async def _apply_one(self, record: Record, envelope: Envelope) -> Outcome:
+        """One record to the end: applied, skipped, or dead-lettered after bounded attempts."""
         attempts = 0
         backoff = self.base_backoff_s
         while True:
             attempts += 1
             try:
-                return await self._until_available(lambda: self._apply(handler, envelope))
+                [outcome] = await self._until_available(lambda: self._apply([(record, envelope)]))
+                return outcome
             except Stopping:
                 raise
             except Exception as exc:
-                if isinstance(exc, IntegrityError) and await self._processed_elsewhere(envelope.id):
-                    return "duplicate"  # a concurrent delivery of the same event committed first
                 if attempts >= self.max_attempts:
                     await self._dead_letter(record, exc, attempts)
                     return "dead_lettered"
-                log.warning("%s: attempt %d failed for %s: %s", self.spec.name, attempts, envelope.id, exc)
-            await asyncio.sleep(backoff)
+                CONSUMER_RETRIES.labels(self.spec.name, "failure").inc()
+                log.warning(
+                    "%s: attempt %d failed for %s: %s", self.spec.name, attempts, envelope.id, _original(exc)
+                )
+            await sleep_unless_stopped(self._stop, backoff)
+            if self._stop.is_set():
+                raise Stopping
             backoff = min(backoff * 2, self.max_backoff_s)
 
-    async def _processed_elsewhere(self, event_id: str) -> bool:
-        async with self.database.sessionmaker() as session:
-            return await self._already_processed(session, event_id)
+    async def _wait_for_upgrade(self, consumer: Consumer, record: Record, reason: NotUnderstoodYet) -> None:
+        await consumer.hold(record)
+        labels = (self.spec.name, record.topic, str(record.partition))
+        CONSUMER_WAITING.labels(*labels).set(1)
+        if labels not in self._waiting_labels:
+            self._waiting_labels.add(labels)
+            log.warning(
+                "%s: holding %s/%s at offset %s until a build that understands it runs: %s",
+                self.spec.name,
+                record.topic,
+                record.partition,
+                record.offset,
+                reason,
+            )
+
+    async def handle(self, consumer: Consumer, records: Sequence[Record]) -> list[Record]:
+        """Apply `records`; returns those that are done (to commit), in order.
+
+        Records at or after one this build does not understand yet are held, not returned.
+        """
+        held: set[tuple[str, int]] = set()
+        readable: list[tuple[Record, Envelope]] = []
+        unreadable: dict[int, Exception] = {}
+        done: list[Record] = []
+        for record in records:
+            partition = (record.topic, record.partition)
+            if partition in held:
+                continue
+            try:
+                readable.append((record, from_record(record)))
+            except NotUnderstoodYet as exc:
+                await self._wait_for_upgrade(consumer, record, exc)
+                EVENTS_CONSUMED.labels(self.spec.name, "waiting").inc()
+                held.add(partition)
+                continue
+            except Exception as exc:
+                # Unreadable (not a CloudEvent, bad data, a failing upcaster): retrying cannot help.
+                unreadable[id(record)] = exc
+            done.append(record)
+        if not unreadable and readable:
+            try:
+                await self.apply_records(readable)
+                return done
+            except Stopping:
+                raise
+            except Exception as exc:
+                # One event of the batch failed: apply them one by one, so only that one is retried.
+                log.info("%s: batch of %d failed, applying one by one: %s", self.spec.name, len(done), exc)
+        envelopes = {id(record): envelope for record, envelope in readable}
+        for record in done:
+            if id(record) in unreadable:
+                await self._dead_letter(record, unreadable[id(record)], attempts=1)
+                result: Outcome = "dead_lettered"
+            else:
+                result = await self._apply_one(record, envelopes[id(record)])
+            EVENTS_CONSUMED.labels(self.spec.name, result).inc()
+        return done
 
     async def process_batch(self, consumer: Consumer, records: Sequence[Record]) -> None:
-        for record in records:
-            await self.process(record)
+        done = await self.handle(consumer, records)
         try:
-            await consumer.commit(records)
+            await consumer.commit(done)
         except BusUnavailable as exc:
-            # The effects are committed and deduplicated; a redelivery after this is harmless.
-            log.warning("%s: position commit failed, records may be redelivered: %s", self.spec.name, exc)
+            # The effects and positions are committed in the database; a redelivery is skipped.
+            log.warning("%s: bus position commit failed, records may be redelivered: %s", self.spec.name, exc)
+
+    # --- housekeeping -----------------------------------------------------------------------------
+
+    async def prune(self) -> int:
+        """Forget event ids older than the dedup window; positions cover redeliveries from then on."""
+        processed = self.tables.processed
+        async with session_scope(self.database) as session:
+            result = await session.execute(
+                delete(processed).where(
+                    and_(
+                        processed.c.consumer == self.spec.name,
+                        processed.c.processed_at < utc_now() - self.dedup_window,
+                    )
+                )
+            )
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+    async def reset(self) -> None:
+        """Empty this consumer's view, positions and event ids, for a rebuild from the start."""
+        async with session_scope(self.database) as session:
+            for table in self.spec.owns:
+                await session.execute(delete(table))
+            for table in (self.tables.positions, self.tables.processed):
+                await session.execute(delete(table).where(table.c.consumer == self.spec.name))
+
+    @property
+    def waiting(self) -> bool:
+        """True while this member holds a partition at an event newer than its build."""
+        return bool(self._waiting_labels)
+
+    def _clear_waiting(self) -> None:
+        for labels in self._waiting_labels:
+            CONSUMER_WAITING.remove(*labels)
+        self._waiting_labels.clear()
 
     async def run(self, stop: asyncio.Event, *, poll_timeout_s: float = 0.5) -> None:
         self._stop = stop
         backoff = self.base_backoff_s
+        next_prune = time.monotonic()
         while not stop.is_set():
-            consumer = self.bus.consumer(self.spec.name, self.spec.topics)
+            consumer = self.bus.consumer(self.spec.name, self.spec.topic_names)
             try:
+                # Created from their definitions (retention, min ISR) before anything subscribes.
+                await self.bus.ensure_topics([config for t in self.spec.topics for config in t.bus_topics()])
                 await consumer.start()
                 backoff = self.base_backoff_s
                 while not stop.is_set():
-                    records = await consumer.poll(timeout_s=poll_timeout_s)
+                    records = await consumer.poll(timeout_s=poll_timeout_s, max_records=500)
                     if records:
                         await self.process_batch(consumer, records)
+                    if time.monotonic() >= next_prune:
+                        next_prune = time.monotonic() + self.prune_every_s
+                        await self.prune()
             except Stopping:
                 break
             except Exception as exc:
@@ -225,6 +502,7 @@ class ConsumerRunner:
                 await sleep_unless_stopped(stop, backoff)
                 backoff = min(backoff * 2, self.max_backoff_s)
             finally:
+                self._clear_waiting()  # a new member looks at held records afresh
                 try:
                     await consumer.stop()
                 except Exception:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -50,6 +51,10 @@ def new_metadata() -> MetaData:
     return MetaData(naming_convention=NAMING_CONVENTION)
 
 
+# Execution option that marks a session as read-only (see `read_scope`).
+_READ_ONLY = "crm_read_only"
+
+
 def _prepare_sqlite(engine: AsyncEngine, url: str) -> None:
     database = make_url(url).database
     if database and database != ":memory:":
@@ -67,8 +72,12 @@ def _prepare_sqlite(engine: AsyncEngine, url: str) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        # Take the write lock up front: a deferred transaction that later writes can fail with
-        # SQLITE_BUSY without waiting when another connection wrote in between.
+        if connection.get_execution_options().get(_READ_ONLY):
+            # A reader takes no lock up front: in WAL mode it reads a snapshot beside the writer.
+            connection.exec_driver_sql("BEGIN")
+            return
+        # A writer takes the write lock up front: a deferred transaction that later writes can fail
+        # with SQLITE_BUSY without waiting when another connection wrote in between.
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
@@ -85,11 +94,19 @@ class Database:
         if self.is_sqlite:
             _prepare_sqlite(self.engine, url)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        # Same pool; on SQLite its transactions begin without the write lock, so reads never queue
+        # behind writers.
+        self.read_sessionmaker = async_sessionmaker(
+            self.engine.execution_options(**{_READ_ONLY: True}), expire_on_commit=False
+        )
 
-    async def ping(self) -> bool:
-        try:
+    async def ping(self, timeout_s: float = 5.0) -> bool:
+        async def select_one() -> None:
             async with self.engine.connect() as connection:
                 await connection.execute(text("SELECT 1"))
+
+        try:
+            await asyncio.wait_for(select_one(), timeout_s)
         except Exception:
             return False
         return True
@@ -108,3 +125,13 @@ async def session_scope(database: Database) -> AsyncIterator[AsyncSession]:
         except BaseException:
             await session.rollback()
             raise
+
+
+@asynccontextmanager
+async def read_scope(database: Database) -> AsyncIterator[AsyncSession]:
+    """A session for reading only: it never commits, and on SQLite it does not wait for writers."""
+    async with database.read_sessionmaker() as session:
+        try:
+            yield session
+        finally:
+            await session.rollback()

@@ -152,3 +152,45 @@ def drop_infrastructure_tables_v1() -> None:
     op.drop_table("outbox_slot")
     op.drop_index(op.f("ix_outbox_event_slot"), table_name="outbox_event")
     op.drop_table("outbox_event")
+
+
+def create_infrastructure_tables_v2() -> None:
+    """Consumer positions, a pruning index for processed-event ids, and refused outbox rows.
+
+    Frozen like `..._v1`.
+    """
+    op.create_table(
+        "consumer_position",
+        sa.Column("consumer", sa.String(length=200), nullable=False),
+        sa.Column("topic", sa.String(length=200), nullable=False),
+        sa.Column("partition", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("next_offset", sa.BigInteger(), nullable=False),
+        sa.Column("updated_at", UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("consumer", "topic", "partition", name=op.f("pk_consumer_position")),
+    )
+    op.create_index(
+        op.f("ix_processed_event_processed_at"), "processed_event", ["processed_at"], unique=False
+    )
+    op.create_table(
+        "outbox_dead",
+        sa.Column(
+            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
+        ),
+        sa.Column("event_id", sa.String(length=36), nullable=False),
+        sa.Column("event_type", sa.String(length=200), nullable=False),
+        sa.Column("topic", sa.String(length=200), nullable=False),
+        sa.Column("partition_key", sa.String(length=200), nullable=False),
+        sa.Column("headers", sa.JSON(), nullable=False),
+        sa.Column("payload", sa.LargeBinary(), nullable=False),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("error", sa.Text(), nullable=False),
+        sa.Column("refused_at", UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox_dead")),
+        sa.UniqueConstraint("event_id", name=op.f("uq_outbox_dead_event_id")),
+    )
+
+
+def drop_infrastructure_tables_v2() -> None:
+    op.drop_table("outbox_dead")
+    op.drop_index(op.f("ix_processed_event_processed_at"), table_name="processed_event")
+    op.drop_table("consumer_position")

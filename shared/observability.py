@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 HTTP_REQUESTS = Counter(
@@ -18,6 +18,29 @@ EVENTS_PUBLISHED = Counter("crm_events_published_total", "Outbox events publishe
 EVENTS_CONSUMED = Counter(
     "crm_events_consumed_total", "Events handled by consumers, by outcome.", ["consumer", "outcome"]
 )
+OUTBOX_REFUSED = Counter(
+    "crm_outbox_refused_total",
+    "Outbox events the bus refused for good, moved to outbox_dead (see `crm dlq`).",
+    ["service"],
+)
+CONSUMER_WAITING = Gauge(
+    "crm_consumer_waiting_for_upgrade",
+    "1 while a consumer holds a partition at an event type or version newer than its build.",
+    ["consumer", "topic", "partition"],
+)
+CONSUMER_RETRIES = Counter(
+    "crm_consumer_retries_total",
+    "Attempts a consumer repeated, by reason: outage (waited out), transient (serialization failure, "
+    "deadlock, lock timeout; retried without limit) or failure (bounded, then dead-lettered).",
+    ["consumer", "reason"],
+)
+CONSUMER_LAG = Histogram(
+    "crm_consumer_event_lag_seconds",
+    "Time from an event's creation to its effect being committed by a consumer.",
+    ["consumer"],
+    buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+BUS_UP = Gauge("crm_bus_up", "1 when the event bus answered the last probe, else 0 (degraded).", ["service"])
 
 
 def configure_logging(level: str) -> None:

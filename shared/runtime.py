@@ -14,13 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter
-from sqlalchemy import MetaData, Table
+from sqlalchemy import MetaData
 
+from shared.aio import sleep_unless_stopped
 from shared.bus.base import EventBus
 from shared.bus.factory import create_bus
-from shared.consumer import ConsumerRunner, ConsumerSpec
+from shared.consumer import ConsumerRunner, ConsumerSpec, ConsumerTables
 from shared.db import Database
 from shared.migrations import upgrade_to_head
+from shared.observability import BUS_UP
 from shared.outbox import OutboxRelay, OutboxTables
 from shared.settings import PlatformSettings, ServiceSettings, load_settings
 
@@ -36,7 +38,7 @@ class ServiceDefinition:
     metadata: MetaData
     migrations_dir: Path
     outbox: OutboxTables
-    processed_events: Table
+    consumer_tables: ConsumerTables
     routers: Sequence[APIRouter] = ()
     consumers: Sequence[ConsumerSpec] = field(default_factory=tuple)
 
@@ -59,6 +61,8 @@ class ServiceRuntime:
         self.bus = bus or create_bus(self.platform, client_id=f"crm-{definition.name}")
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        # Last answer of the bus probe; readiness reads it instead of probing the bus per request.
+        self.bus_up = False
 
     @property
     def name(self) -> str:
@@ -69,9 +73,21 @@ class ServiceRuntime:
 
     def consumer_runners(self) -> list[ConsumerRunner]:
         return [
-            ConsumerRunner(spec, self.database, self.definition.processed_events, self.bus)
+            ConsumerRunner(spec, self.database, self.definition.consumer_tables, self.bus)
             for spec in self.definition.consumers
         ]
+
+    async def open(self) -> None:
+        """Migrate and connect, without starting workers (for one-off commands)."""
+        if self.settings.migrate_on_start:
+            await self.migrate()
+        if self._owns_bus:
+            await self.bus.start()
+
+    async def close(self) -> None:
+        if self._owns_bus:
+            await self.bus.stop()
+        await self.database.dispose()
 
     async def migrate(self) -> None:
         await upgrade_to_head(self.database, self.definition.migrations_dir, self.definition.metadata)
@@ -83,12 +99,24 @@ class ServiceRuntime:
             await self.bus.start()
         # A fresh event per start: an asyncio.Event belongs to the loop it was first used in.
         self._stop = asyncio.Event()
+        await self._probe_bus()
+        self._spawn(self._watch_bus(self._stop), "bus-probe")
         if self.settings.run_relay if relay is None else relay:
             self._spawn(self.relay().run(self._stop), "relay")
         if self.settings.run_consumers if consumers is None else consumers:
             for runner in self.consumer_runners():
                 self._spawn(runner.run(self._stop), runner.spec.name)
         log.info("%s: workers running: %s", self.name, ", ".join(t.get_name() for t in self._tasks) or "none")
+
+    async def _probe_bus(self) -> None:
+        self.bus_up = await self.bus.ping()
+        BUS_UP.labels(self.name).set(1 if self.bus_up else 0)
+
+    async def _watch_bus(self, stop: asyncio.Event, *, every_s: float = 5.0) -> None:
+        """Probe the bus in the background, so `/readyz` and `crm_bus_up` cost nothing per request."""
+        while not stop.is_set():
+            await sleep_unless_stopped(stop, every_s)
+            await self._probe_bus()
 
     def _spawn(self, work: Coroutine[Any, Any, None], label: str) -> None:
         task = asyncio.create_task(work, name=f"{self.name}:{label}")

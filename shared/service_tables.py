@@ -1,19 +1,20 @@
-"""The infrastructure tables every service's database has: its outbox and its processed-event log."""
+"""The infrastructure tables every service's database has: its outbox and its consumers' positions and
+processed-event ids."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import MetaData, Table
+from sqlalchemy import MetaData
 
-from shared.consumer import define_processed_events
+from shared.consumer import ConsumerTables, define_consumer_tables
 from shared.outbox import Outbox, OutboxTables, define_outbox
 
 
 @dataclass(frozen=True)
 class ServiceTables:
     outbox_tables: OutboxTables
-    processed_events: Table
+    consumer_tables: ConsumerTables
     outbox: Outbox
 
 
@@ -21,6 +22,6 @@ def define_service_tables(metadata: MetaData, *, service: str) -> ServiceTables:
     outbox_tables = define_outbox(metadata)
     return ServiceTables(
         outbox_tables=outbox_tables,
-        processed_events=define_processed_events(metadata),
+        consumer_tables=define_consumer_tables(metadata),
         outbox=Outbox(outbox_tables, source=f"/crm/{service}"),
     )

@@ -32,7 +32,17 @@ class PlatformSettings(BaseSettings):
         None, description="Comma-separated host:port list; required when CRM_BUS=kafka."
     )
     kafka_partitions: int = Field(3, ge=1, description="Partitions for topics the services create.")
-    kafka_replication_factor: int = Field(1, ge=1, description="Replication factor for created topics.")
+    kafka_replication_factor: int = Field(
+        3, ge=1, description="Replication factor for created topics; 1 for a single-broker setup."
+    )
+    kafka_min_insync_replicas: int | None = Field(
+        None,
+        ge=1,
+        description=(
+            "min.insync.replicas for created topics, so that acks=all means that many copies; "
+            "defaults to 2, or 1 when the replication factor is 1."
+        ),
+    )
     data_dir: Path = Field(Path("var"), description="Folder for SQLite files and the embedded event log.")
     log_level: str = Field("INFO", description="Python logging level.")
 
@@ -40,6 +50,15 @@ class PlatformSettings(BaseSettings):
     def _kafka_needs_servers(self) -> PlatformSettings:
         if self.bus == "kafka" and not self.kafka_bootstrap_servers:
             raise ValueError("kafka_bootstrap_servers is required when bus is 'kafka'")
+        return self
+
+    @model_validator(mode="after")
+    def _min_isr_fits_replication(self) -> PlatformSettings:
+        if self.kafka_min_insync_replicas is None:
+            self.kafka_min_insync_replicas = min(2, self.kafka_replication_factor)
+        elif self.kafka_min_insync_replicas > self.kafka_replication_factor:
+            # Every acks=all write would fail with NotEnoughReplicas, for ever.
+            raise ValueError("kafka_min_insync_replicas must not exceed kafka_replication_factor")
         return self
 
     @property
@@ -99,8 +118,15 @@ def load_settings(cls: type[SettingsT]) -> SettingsT:
         for error in exc.errors():
             field = str(error["loc"][0]) if error["loc"] else ""
             message = str(error["msg"]).removeprefix("Value error, ")
-            if not field and "kafka_bootstrap_servers" in message:
-                field = "kafka_bootstrap_servers"
+            if not field:
+                field = next(
+                    (
+                        name
+                        for name in ("kafka_bootstrap_servers", "kafka_min_insync_replicas")
+                        if name in message
+                    ),
+                    "",
+                )
             variable = f"{prefix}{field.upper()}" if field else prefix.rstrip("_")
             problems.append(f"{variable}: {message}")
         raise ConfigurationError("invalid configuration: " + "; ".join(problems)) from exc

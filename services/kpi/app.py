@@ -17,7 +17,7 @@ DEFINITION = ServiceDefinition(
     metadata=Base.metadata,
     migrations_dir=Path(__file__).parent / "migrations",
     outbox=tables.outbox_tables,
-    processed_events=tables.processed_events,
+    consumer_tables=tables.consumer_tables,
 )
 
 

@@ -37,8 +37,31 @@ class Record:
     timestamp_ms: int
 
 
+@dataclass(frozen=True)
+class TopicConfig:
+    """A topic as the bus creates it; partitions and replication come from the bus's settings."""
+
+    name: str
+    config: Mapping[str, str] = field(default_factory=dict)
+
+
 class BusUnavailable(ConnectionError):
     """The bus cannot be reached right now; retrying later is the right response."""
+
+
+class MessageRefused(Exception):
+    """The bus will never take message `index` as it is (too large, say): retrying cannot help.
+
+    The messages before it were durably acknowledged; those after it may or may not have been written.
+    """
+
+    def __init__(self, index: int, reason: str) -> None:
+        super().__init__(f"message {index} refused: {reason}")
+        self.index = index
+        self.reason = reason
+
+
+PartitionOffsets = dict[tuple[str, int], int]
 
 
 class Consumer(abc.ABC):
@@ -62,6 +85,14 @@ class Consumer(abc.ABC):
     async def seek_to_beginning(self) -> None:
         """Replay: move this member's position to the start of every assigned partition."""
 
+    @abc.abstractmethod
+    async def hold(self, record: Record) -> None:
+        """Deliver nothing more from `record`'s partition, starting with `record` itself.
+
+        The partition stays held until this member stops; the next member starts again at the
+        committed position, so `record` is delivered again then.
+        """
+
     async def __aenter__(self) -> Self:
         await self.start()
         return self
@@ -84,8 +115,8 @@ class EventBus(abc.ABC):
         """True when the bus is reachable (readiness)."""
 
     @abc.abstractmethod
-    async def ensure_topics(self, topics: Sequence[str]) -> None:
-        """Create these topics (and nothing else) if they do not exist."""
+    async def ensure_topics(self, topics: Sequence[TopicConfig | str]) -> None:
+        """Create these topics (and nothing else) if they do not exist; a bare name gets the defaults."""
 
     @abc.abstractmethod
     async def publish(self, messages: Sequence[Message]) -> None:
@@ -93,7 +124,12 @@ class EventBus(abc.ABC):
 
         Messages with the same key land in the order given. Raises `BusUnavailable` when the bus
         cannot take them; then some may have been written, and the caller retries (at-least-once).
+        Raises `MessageRefused` when one message can never be taken as it is.
         """
+
+    @abc.abstractmethod
+    async def end_offsets(self, topics: Sequence[str]) -> PartitionOffsets:
+        """The offset the next record of each partition of `topics` will get (for progress and lag)."""
 
     @abc.abstractmethod
     def consumer(self, group: str, topics: Sequence[str]) -> Consumer:

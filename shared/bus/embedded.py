@@ -18,10 +18,24 @@ from pathlib import Path
 
 import aiosqlite
 
-from shared.bus.base import BusUnavailable, Consumer, EventBus, Message, Record
+from shared.bus.base import (
+    BusUnavailable,
+    Consumer,
+    EventBus,
+    Message,
+    MessageRefused,
+    PartitionOffsets,
+    Record,
+    TopicConfig,
+)
 
 _PARTITION = 0
 _LEASE_MS = 10_000
+# An idle member renews its lease only when a third of it has passed, not on every fetch: each renewal
+# is a synced write to the log file.
+_RENEW_AFTER_MS = _LEASE_MS // 3
+# As on Kafka (message.max.bytes): a record larger than this is refused, not retried.
+DEFAULT_MAX_MESSAGE_BYTES = 1_048_576
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS topics (name TEXT PRIMARY KEY);
@@ -61,9 +75,16 @@ def _decode_headers(text: str) -> dict[str, bytes]:
 
 
 class EmbeddedBus(EventBus):
-    def __init__(self, path: Path, *, poll_interval_s: float = 0.2) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        poll_interval_s: float = 0.2,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    ) -> None:
         self.path = path
         self.poll_interval_s = poll_interval_s
+        self.max_message_bytes = max_message_bytes
         self._connection: aiosqlite.Connection | None = None
         # One connection serves every coroutine; the lock keeps their transactions apart.
         self._lock = asyncio.Lock()
@@ -99,15 +120,30 @@ class EmbeddedBus(EventBus):
             return False
         return True
 
-    async def ensure_topics(self, topics: Sequence[str]) -> None:
+    async def ensure_topics(self, topics: Sequence[TopicConfig | str]) -> None:
+        # One partition per topic, kept for ever: retention and compaction settings do not apply here.
+        names = [topic if isinstance(topic, str) else topic.name for topic in topics]
         async with self._lock:
             await self.connection.executemany(
-                "INSERT OR IGNORE INTO topics (name) VALUES (?)", [(topic,) for topic in topics]
+                "INSERT OR IGNORE INTO topics (name) VALUES (?)", [(name,) for name in names]
             )
+
+    def _size(self, message: Message) -> int:
+        return (
+            len(message.value) + len(message.key) + sum(len(k) + len(v) for k, v in message.headers.items())
+        )
 
     async def publish(self, messages: Sequence[Message]) -> None:
         if not messages:
             return
+        refused = next(
+            (i for i, message in enumerate(messages) if self._size(message) > self.max_message_bytes), None
+        )
+        if refused is not None:
+            # Like Kafka: what comes before the refused record is written, and the caller is told which.
+            await self.publish(messages[:refused])
+            size = self._size(messages[refused])
+            raise MessageRefused(refused, f"record of {size} bytes exceeds {self.max_message_bytes} bytes")
         now = _now_ms()
         async with self._lock:
             connection = self.connection
@@ -160,6 +196,17 @@ class EmbeddedBus(EventBus):
     def consumer(self, group: str, topics: Sequence[str]) -> Consumer:
         return EmbeddedConsumer(self, group, topics)
 
+    async def end_offsets(self, topics: Sequence[str]) -> PartitionOffsets:
+        ends: PartitionOffsets = {}
+        async with self._lock:
+            for topic in topics:
+                async with self.connection.execute(
+                    "SELECT COALESCE(MAX(offset) + 1, 0) FROM records WHERE topic = ?", (topic,)
+                ) as cursor:
+                    row = await cursor.fetchone()
+                ends[(topic, _PARTITION)] = int(row[0]) if row else 0
+        return ends
+
 
 class EmbeddedConsumer(Consumer):
     def __init__(self, bus: EmbeddedBus, group: str, topics: Sequence[str]) -> None:
@@ -169,11 +216,15 @@ class EmbeddedConsumer(Consumer):
         self.member = uuid.uuid4().hex
         # The member's read position runs ahead of the committed one until it commits.
         self._positions: dict[str, int] = {}
+        self._held: set[str] = set()
+        self._lease_renewed_ms = 0
         self._started = False
 
     async def start(self) -> None:
         await self.bus.ensure_topics(self.topics)
         self._positions = {}
+        self._held = set()
+        self._lease_renewed_ms = 0
         self._started = True
 
     async def stop(self) -> None:
@@ -187,6 +238,8 @@ class EmbeddedConsumer(Consumer):
 
     async def _hold_lease(self) -> bool:
         now = _now_ms()
+        if now - self._lease_renewed_ms < _RENEW_AFTER_MS:
+            return True  # renewed recently: nobody can have taken over before it lapses
         connection = self.bus.connection
         await connection.execute(
             "INSERT INTO leases (grp, member, expires_ms) VALUES (?, ?, ?)"
@@ -197,9 +250,12 @@ class EmbeddedConsumer(Consumer):
         async with connection.execute("SELECT member FROM leases WHERE grp = ?", (self.group,)) as cursor:
             row = await cursor.fetchone()
         holds = row is not None and row[0] == self.member
-        if not holds:
+        if holds:
+            self._lease_renewed_ms = now
+        else:
             # Someone else took over: forget our uncommitted read-ahead.
             self._positions = {}
+            self._lease_renewed_ms = 0
         return holds
 
     async def _committed(self, topic: str) -> int:
@@ -217,6 +273,8 @@ class EmbeddedConsumer(Consumer):
             for topic in self.topics:
                 if len(records) >= max_records:
                     break
+                if topic in self._held:
+                    continue
                 if topic not in self._positions:
                     self._positions[topic] = await self._committed(topic)
                 async with self.bus.connection.execute(
@@ -267,3 +325,8 @@ class EmbeddedConsumer(Consumer):
 
     async def seek_to_beginning(self) -> None:
         self._positions = dict.fromkeys(self.topics, 0)
+        self._held = set()
+
+    async def hold(self, record: Record) -> None:
+        self._held.add(record.topic)
+        self._positions[record.topic] = record.offset

@@ -16,5 +16,6 @@ def create_bus(platform: PlatformSettings, *, client_id: str = "crm") -> EventBu
             client_id=client_id,
             partitions=platform.kafka_partitions,
             replication_factor=platform.kafka_replication_factor,
+            min_insync_replicas=platform.kafka_min_insync_replicas or 1,
         )
     return EmbeddedBus(platform.embedded_log_path)

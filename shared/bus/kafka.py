@@ -12,11 +12,30 @@ from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import (
+    InvalidTopicError,
+    KafkaError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    TopicAlreadyExistsError,
+)
 
-from shared.bus.base import BusUnavailable, Consumer, EventBus, Message, Record
+from shared.bus.base import (
+    BusUnavailable,
+    Consumer,
+    EventBus,
+    Message,
+    MessageRefused,
+    PartitionOffsets,
+    Record,
+    TopicConfig,
+)
 
 log = logging.getLogger(__name__)
+
+# Errors that refuse one record for good: retrying the same bytes can never succeed. Anything else
+# (timeouts, leader changes, a broker away) is an outage, waited out.
+_REFUSALS = (MessageSizeTooLargeError, RecordListTooLargeError, InvalidTopicError)
 
 
 class KafkaBus(EventBus):
@@ -27,16 +46,23 @@ class KafkaBus(EventBus):
         client_id: str = "crm",
         partitions: int = 3,
         replication_factor: int = 1,
+        min_insync_replicas: int = 1,
         request_timeout_ms: int = 15_000,
+        max_message_bytes: int = 1_048_576,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.client_id = client_id
         self.partitions = partitions
         self.replication_factor = replication_factor
+        self.min_insync_replicas = min_insync_replicas
         self.request_timeout_ms = request_timeout_ms
+        self.max_message_bytes = max_message_bytes
         self._producer: AIOKafkaProducer | None = None
         self._producer_lock = asyncio.Lock()
         self._known_topics: set[str] = set()
+        # One admin client kept for probes and topic creation; rebuilt after a failure.
+        self._admin_client: AIOKafkaAdminClient | None = None
+        self._admin_lock = asyncio.Lock()
 
     async def start(self) -> None:
         """Nothing to connect yet: the producer connects on first publish."""
@@ -44,6 +70,8 @@ class KafkaBus(EventBus):
     async def stop(self) -> None:
         async with self._producer_lock:
             await self._drop_producer()
+        async with self._admin_lock:
+            await self._drop_admin()
 
     async def _drop_producer(self) -> None:
         if self._producer is not None:
@@ -61,6 +89,7 @@ class KafkaBus(EventBus):
                 enable_idempotence=True,
                 acks="all",
                 request_timeout_ms=self.request_timeout_ms,
+                max_request_size=self.max_message_bytes,
                 linger_ms=5,
             )
             try:
@@ -71,7 +100,14 @@ class KafkaBus(EventBus):
             self._producer = producer
         return self._producer
 
+    async def _drop_admin(self) -> None:
+        if self._admin_client is not None:
+            admin, self._admin_client = self._admin_client, None
+            await admin.close()
+
     async def _admin(self) -> AIOKafkaAdminClient:
+        if self._admin_client is not None:
+            return self._admin_client
         admin = AIOKafkaAdminClient(
             bootstrap_servers=self.bootstrap_servers,
             client_id=f"{self.client_id}-admin",
@@ -80,80 +116,123 @@ class KafkaBus(EventBus):
         try:
             await admin.start()
         except BaseException as exc:
-            # Also on cancellation (a timed-out readiness probe): an unclosed client leaks a socket.
+            # Also on cancellation (a timed-out probe): an unclosed client leaks a socket.
             await admin.close()
             if isinstance(exc, Exception):
                 raise BusUnavailable(f"Kafka at {self.bootstrap_servers} unreachable: {exc}") from exc
             raise
+        self._admin_client = admin
         return admin
 
-    async def ping(self) -> bool:
-        try:
-            admin = await asyncio.wait_for(self._admin(), timeout=5)
-        except (TimeoutError, BusUnavailable):
-            return False
-        try:
-            await asyncio.wait_for(admin.describe_cluster(), timeout=5)
-            return True
-        except Exception:
-            return False
-        finally:
-            await admin.close()
+    async def ping(self, timeout_s: float = 3.0) -> bool:
+        """One metadata round trip on a kept connection, bounded by `timeout_s`."""
+        async with self._admin_lock:
+            try:
+                admin = await asyncio.wait_for(self._admin(), timeout=timeout_s)
+                await asyncio.wait_for(admin.describe_cluster(), timeout=timeout_s)
+                return True
+            except Exception:
+                await self._drop_admin()
+                return False
 
-    async def ensure_topics(self, topics: Sequence[str]) -> None:
-        missing = [topic for topic in topics if topic not in self._known_topics]
+    def _new_topic(self, topic: TopicConfig) -> NewTopic:
+        config = {"min.insync.replicas": str(self.min_insync_replicas), **topic.config}
+        return NewTopic(
+            name=topic.name,
+            num_partitions=self.partitions,
+            replication_factor=self.replication_factor,
+            topic_configs=config,
+        )
+
+    async def ensure_topics(self, topics: Sequence[TopicConfig | str]) -> None:
+        wanted = [TopicConfig(topic) if isinstance(topic, str) else topic for topic in topics]
+        missing = [topic for topic in wanted if topic.name not in self._known_topics]
         if not missing:
             return
-        admin = await self._admin()
+        async with self._admin_lock:
+            try:
+                admin = await self._admin()
+                existing = set(await admin.list_topics())
+                new = [self._new_topic(topic) for topic in missing if topic.name not in existing]
+                if new:
+                    response = await admin.create_topics(new)
+                    # Errors come back per topic rather than raised. "Already exists" means another
+                    # replica was first, which is fine; anything else (say, too high a replication
+                    # factor) is not. Each entry is (topic, error code) plus, in newer protocol
+                    # versions, a message.
+                    failures = [
+                        " ".join(str(part) for part in error if part)
+                        for error in response.topic_errors
+                        if error[1] not in (0, TopicAlreadyExistsError.errno)
+                    ]
+                    if failures:
+                        raise RuntimeError("cannot create Kafka topics: " + "; ".join(failures))
+            except KafkaError as exc:
+                await self._drop_admin()
+                raise BusUnavailable(f"cannot create topics on Kafka: {exc}") from exc
+        self._known_topics.update(topic.name for topic in missing)
+
+    async def end_offsets(self, topics: Sequence[str]) -> PartitionOffsets:
+        reader = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap_servers,
+            client_id=f"{self.client_id}-offsets",
+            request_timeout_ms=self.request_timeout_ms,
+        )
         try:
-            existing = set(await admin.list_topics())
-            new = [
-                NewTopic(
-                    name=topic, num_partitions=self.partitions, replication_factor=self.replication_factor
-                )
-                for topic in missing
-                if topic not in existing
+            await reader.start()
+            await reader.topics()  # refreshes metadata, so partitions_for_topic knows every topic
+            partitions = [
+                TopicPartition(topic, partition)
+                for topic in topics
+                for partition in sorted(reader.partitions_for_topic(topic) or ())
             ]
-            if new:
-                response = await admin.create_topics(new)
-                # Errors come back per topic rather than raised. "Already exists" means another replica
-                # was first, which is fine; anything else (say, too high a replication factor) is not.
-                # Each entry is (topic, error code) plus, in newer protocol versions, a message.
-                failures = [
-                    " ".join(str(part) for part in error if part)
-                    for error in response.topic_errors
-                    if error[1] not in (0, TopicAlreadyExistsError.errno)
-                ]
-                if failures:
-                    raise RuntimeError("cannot create Kafka topics: " + "; ".join(failures))
+            ends = await reader.end_offsets(partitions)
         except KafkaError as exc:
-            raise BusUnavailable(f"cannot create topics on Kafka: {exc}") from exc
+            raise BusUnavailable(f"cannot read end offsets from Kafka: {exc!r}") from exc
         finally:
-            await admin.close()
-        self._known_topics.update(missing)
+            await reader.stop()
+        return {(tp.topic, tp.partition): int(offset) for tp, offset in ends.items()}
 
     async def publish(self, messages: Sequence[Message]) -> None:
         if not messages:
             return
         async with self._producer_lock:
             producer = await self._ensure_producer()
+            pending: list[asyncio.Future[object]] = []
             try:
                 # Sends are queued in order; the idempotent producer keeps that order per partition
-                # even with several requests in flight.
-                pending = [
-                    await producer.send(
-                        message.topic,
-                        value=message.value,
-                        key=message.key.encode(),
-                        headers=list(message.headers.items()),
-                    )
-                    for message in messages
-                ]
-                await asyncio.gather(*pending)
+                # even with several requests in flight. A record refused before it is queued (too
+                # large) stops the queueing, so nothing after it is sent.
+                for index, message in enumerate(messages):
+                    try:
+                        pending.append(
+                            await producer.send(
+                                message.topic,
+                                value=message.value,
+                                key=message.key.encode(),
+                                headers=list(message.headers.items()),
+                            )
+                        )
+                    except _REFUSALS as exc:
+                        await self._settle(pending)
+                        raise MessageRefused(index, repr(exc)) from exc
+                await self._settle(pending)
+            except MessageRefused:
+                raise
             except Exception as exc:
                 # The producer's sequence state is unknown after a failure; start over with a new one.
                 await self._drop_producer()
                 raise BusUnavailable(f"publish to Kafka failed: {exc!r}") from exc
+
+    @staticmethod
+    async def _settle(pending: Sequence[asyncio.Future[object]]) -> None:
+        """Wait for every queued send; the first that the broker refused for good is reported as such."""
+        results = await asyncio.gather(*pending, return_exceptions=True)
+        for index, result in enumerate(results):
+            if isinstance(result, _REFUSALS):
+                raise MessageRefused(index, repr(result)) from result
+            if isinstance(result, BaseException):
+                raise result
 
     def consumer(self, group: str, topics: Sequence[str]) -> Consumer:
         return KafkaConsumer(self, group, topics)
@@ -228,6 +307,11 @@ class KafkaConsumer(Consumer):
             await self._client.commit(offsets)
         except KafkaError as exc:
             raise BusUnavailable(f"Kafka commit failed: {exc!r}") from exc
+
+    async def hold(self, record: Record) -> None:
+        partition = TopicPartition(record.topic, record.partition)
+        self._client.seek(partition, record.offset)
+        self._client.pause(partition)
 
     async def seek_to_beginning(self) -> None:
         client = self._client

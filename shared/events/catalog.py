@@ -17,7 +17,7 @@ from shared.events.registry import EventRegistry
 class ContactCreated(Event):
     """A contact was created in the contacts service."""
 
-    topic = topics.CONTACTS
+    topic = topics.CONTACTS.name
     type: Literal["crm.contact.created"] = "crm.contact.created"
     schema_version: Literal[1] = 1
 

@@ -10,8 +10,20 @@ from pydantic import Field, TypeAdapter, ValidationError
 from shared.events.base import Event, Payload
 
 
-class UnknownEventType(LookupError):
+class NotUnderstoodYet(Exception):
+    """The event comes from a newer build than this reader: never acknowledge it as handled.
+
+    A producer that rolls out before its consumers sends types or versions they do not know yet. Their
+    effects must not be dropped, so a consumer waits for its upgrade instead (see `shared.consumer`).
+    """
+
+
+class UnknownEventType(NotUnderstoodYet, LookupError):
     """The registry has no class for this CloudEvents type."""
+
+
+class NewerSchemaVersion(NotUnderstoodYet):
+    """The event's schema version is newer than the one this build knows."""
 
 
 class EventParseError(ValueError):
@@ -29,6 +41,10 @@ class EventRegistry:
             self._by_type[name] = cls
         union: Any = Annotated[Union[classes], Field(discriminator="type")]  # noqa: UP007
         self._adapter: TypeAdapter[Event] = TypeAdapter(union)
+
+    @property
+    def event_classes(self) -> tuple[type[Event], ...]:
+        return tuple(self._by_type.values())
 
     def __contains__(self, event_type: str) -> bool:
         return event_type in self._by_type
@@ -59,7 +75,7 @@ class EventRegistry:
             version += 1
             data["schema_version"] = version
         if version > cls.current_version():
-            raise EventParseError(
+            raise NewerSchemaVersion(
                 f"{event_type}: schema version {version} is newer than this reader ({cls.current_version()})"
             )
         data["type"] = event_type

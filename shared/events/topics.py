@@ -1,15 +1,91 @@
-"""Topic names are a public contract: analytics consumers subscribe to them."""
+"""Topics are a public contract: analytics consumers subscribe to them.
 
+Each topic is defined once, here: its name, what its record key is, how long it keeps records, its
+dead-letter topic, and the event types it carries. That one definition drives topic creation (with the
+partitions, replication and min ISR from settings), consumer subscriptions and the event contract
+document. Domain topics keep every event, because any view may be rebuilt by replaying from the start.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
 from typing import Final
 
-CONTACTS: Final = "crm.contacts"
-DEALS: Final = "crm.deals"
-TOUCHPOINTS: Final = "crm.touchpoints"
-REFERRALS: Final = "crm.referrals"
-KPI: Final = "crm.kpi"
-
-ALL: Final = (CONTACTS, DEALS, TOUCHPOINTS, REFERRALS, KPI)
+from shared.bus.base import TopicConfig
 
 
 def dead_letter(topic: str) -> str:
     return f"{topic}.dlq"
+
+
+@dataclass(frozen=True)
+class TopicDefinition:
+    name: str
+    description: str
+    key: str
+    """What the record key is: the aggregate id that keeps one aggregate's events in order."""
+    event_types: tuple[str, ...]
+    """CloudEvents types this topic carries (checked against the catalog by `tests/shared/test_topics.py`)."""
+    compacted: bool = False
+    """Keep only the latest record per key. Only for derived data: a domain topic keeps every event."""
+
+    @property
+    def dead_letter(self) -> str:
+        return dead_letter(self.name)
+
+    def bus_topics(self) -> list[TopicConfig]:
+        """The topic and its dead-letter topic as the bus creates them."""
+        # retention.ms=-1 keeps records for ever: replay from the start is a promise, and a dead letter
+        # must still be there when its cause is fixed and it is driven again.
+        kept = {"retention.ms": "-1", "retention.bytes": "-1"}
+        main = {"cleanup.policy": "compact"} if self.compacted else {"cleanup.policy": "delete", **kept}
+        return [
+            TopicConfig(self.name, config=main),
+            TopicConfig(self.dead_letter, config={"cleanup.policy": "delete", **kept}),
+        ]
+
+
+CONTACTS: Final = TopicDefinition(
+    name="crm.contacts",
+    description="People and companies: created, updated, merged, erased; consent and lifecycle changes.",
+    key="contact id",
+    event_types=("crm.contact.created",),
+)
+DEALS: Final = TopicDefinition(
+    name="crm.deals",
+    description="Deals and pipelines: created, moved between stages, won, lost.",
+    key="deal id",
+    event_types=(),
+)
+TOUCHPOINTS: Final = TopicDefinition(
+    name="crm.touchpoints",
+    description="Every touchpoint on a prospect's journey: ads, content, email, calls, support, purchases.",
+    key="contact id, or the anonymous visitor id before identification",
+    event_types=(),
+)
+REFERRALS: Final = TopicDefinition(
+    name="crm.referrals",
+    description="Clicks, conversions, attribution, commissions and rewards.",
+    key="conversion id",
+    event_types=(),
+)
+KPI: Final = TopicDefinition(
+    name="crm.kpi",
+    description="The latest value of each KPI per bucket; derived, so only the latest per key is kept.",
+    key="KPI key and bucket",
+    event_types=(),
+    compacted=True,
+)
+
+ALL: Final = (CONTACTS, DEALS, TOUCHPOINTS, REFERRALS, KPI)
+
+
+def by_name(name: str) -> TopicDefinition:
+    for topic in ALL:
+        if topic.name == name:
+            return topic
+    raise KeyError(f"no topic named {name}")
+
+
+def all_bus_topics() -> list[TopicConfig]:
+    return [config for topic in ALL for config in topic.bus_topics()]

@@ -15,6 +15,8 @@ def distributed_env(postgres_url: str, kafka_bootstrap: str, data_dir: Path) -> 
     env = {
         "CRM_BUS": "kafka",
         "CRM_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        # The test broker is a single node.
+        "CRM_KAFKA_REPLICATION_FACTOR": "1",
         "CRM_DATA_DIR": str(data_dir),
         "CRM_LOG_LEVEL": "INFO",
     }

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.db import session_scope
+from shared.db import read_scope, session_scope
 from shared.runtime import ServiceRuntime
 
 
@@ -25,4 +25,11 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
+async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with read_scope(get_runtime(request).database) as session:
+        yield session
+
+
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+# For endpoints that only read: no commit, and on SQLite no wait behind writers.
+ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session, scope="function")]

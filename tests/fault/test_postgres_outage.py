@@ -22,7 +22,6 @@ from shared.bus.embedded import EmbeddedBus
 from shared.events import topics
 from shared.events.catalog import ContactCreated
 from shared.events.envelope import to_message
-from shared.events.topics import dead_letter
 from shared.testing.apps import service_client
 from shared.testing.bus import poll_quietly
 from shared.testing.infra import REPOSITORY, PostgresServer
@@ -86,7 +85,7 @@ async def test_a_database_outage_delays_events_but_never_dead_letters_them(
         await asyncio.sleep(1)
         sizes = await _timeline_sizes(client, contact_ids)
 
-    async with local_bus.consumer("dlq-check", [dead_letter(topics.CONTACTS)]) as dlq:
+    async with local_bus.consumer("dlq-check", [topics.CONTACTS.dead_letter]) as dlq:
         dead = await poll_quietly(dlq, seconds=1)
     assert dead == [], [record.headers.get("crm_error") for record in dead]
     assert sizes == [1] * 20

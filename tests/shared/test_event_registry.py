@@ -8,7 +8,13 @@ import pytest
 
 from shared.events.base import Event, Payload, Upcaster
 from shared.events.catalog import REGISTRY, ContactCreated
-from shared.events.registry import EventParseError, EventRegistry, UnknownEventType
+from shared.events.registry import (
+    EventParseError,
+    EventRegistry,
+    NewerSchemaVersion,
+    NotUnderstoodYet,
+    UnknownEventType,
+)
 
 
 def _split_name(payload: Payload) -> Payload:
@@ -53,9 +59,11 @@ def test_the_current_version_parses_as_is_and_unknown_fields_are_ignored() -> No
     assert registry.parse("test.person.renamed", payload).key == "p1"
 
 
-def test_a_version_newer_than_the_reader_is_refused() -> None:
-    with pytest.raises(EventParseError, match="newer"):
+def test_a_version_newer_than_the_reader_is_not_understood_yet_rather_than_invalid() -> None:
+    with pytest.raises(NewerSchemaVersion, match="newer") as raised:
         registry.parse("test.person.renamed", {"schema_version": 3, "person_id": "p1"})
+    assert not isinstance(raised.value, EventParseError), "a newer version must not be dead-lettered"
+    assert isinstance(raised.value, NotUnderstoodYet)
 
 
 def test_an_invalid_payload_and_an_unknown_type_are_told_apart() -> None:

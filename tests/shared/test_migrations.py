@@ -45,7 +45,7 @@ async def test_migrations_match_the_models_and_run_both_ways(service: str, datab
         async with database.engine.begin() as connection:
             await connection.run_sync(down_and_up)
             version = await connection.scalar(text("SELECT version_num FROM alembic_version"))
-        assert version == f"{service}_0001"
+        assert version == f"{service}_0002"
     finally:
         await database.dispose()
 

@@ -66,3 +66,19 @@ def test_the_crm_command_refuses_to_start_and_says_why(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "CRM_KAFKA_BOOTSTRAP_SERVERS" in result.stderr
+
+
+def test_topic_durability_defaults_suit_production(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("CRM_KAFKA_REPLICATION_FACTOR", "CRM_KAFKA_MIN_INSYNC_REPLICAS"):
+        monkeypatch.delenv(name, raising=False)
+    platform = load_settings(PlatformSettings)
+    assert (platform.kafka_replication_factor, platform.kafka_min_insync_replicas) == (3, 2)
+    monkeypatch.setenv("CRM_KAFKA_REPLICATION_FACTOR", "1")
+    assert load_settings(PlatformSettings).kafka_min_insync_replicas == 1
+
+
+def test_a_min_isr_above_the_replication_factor_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CRM_KAFKA_REPLICATION_FACTOR", "2")
+    monkeypatch.setenv("CRM_KAFKA_MIN_INSYNC_REPLICAS", "3")
+    with pytest.raises(ConfigurationError, match="CRM_KAFKA_MIN_INSYNC_REPLICAS"):
+        load_settings(PlatformSettings)

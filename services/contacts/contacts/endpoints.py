@@ -4,7 +4,7 @@ from fastapi import APIRouter, Response, status
 
 from services.contacts.contacts import service
 from services.contacts.contacts.schemas import ContactCreate, ContactRead
-from shared.web.deps import SessionDep
+from shared.web.deps import ReadSessionDep, SessionDep
 from shared.web.problems import PROBLEM_RESPONSES, problem_doc
 
 router = APIRouter(prefix="/v1/contacts", tags=["contacts"])
@@ -31,5 +31,5 @@ async def create_contact(body: ContactCreate, session: SessionDep, response: Res
     summary="Get a contact",
     responses={404: problem_doc("No such contact."), **PROBLEM_RESPONSES},
 )
-async def get_contact(contact_id: uuid.UUID, session: SessionDep) -> ContactRead:
+async def get_contact(contact_id: uuid.UUID, session: ReadSessionDep) -> ContactRead:
     return ContactRead.model_validate(await service.get_contact(session, contact_id))

@@ -5,7 +5,7 @@ from fastapi import APIRouter, Query
 
 from services.journeys.timeline import service
 from services.journeys.timeline.schemas import Timeline, TimelineEntryRead
-from shared.web.deps import SessionDep
+from shared.web.deps import ReadSessionDep
 from shared.web.problems import PROBLEM_RESPONSES
 
 router = APIRouter(prefix="/v1/contacts", tags=["timeline"])
@@ -20,7 +20,7 @@ router = APIRouter(prefix="/v1/contacts", tags=["timeline"])
 )
 async def get_timeline(
     contact_id: uuid.UUID,
-    session: SessionDep,
+    session: ReadSessionDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Timeline:
     entries = await service.timeline(session, contact_id, limit=limit)

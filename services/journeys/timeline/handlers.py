@@ -3,6 +3,7 @@
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.journeys.timeline import service
+from services.journeys.timeline.models import TimelineEntry
 from shared.consumer import ConsumerSpec
 from shared.events import topics
 from shared.events.catalog import ContactCreated
@@ -24,4 +25,5 @@ TIMELINE_CONSUMER = ConsumerSpec(
     name="journeys.timeline",
     topics=[topics.CONTACTS],
     handlers={ContactCreated: on_contact_created},
+    owns=[TimelineEntry],
 )

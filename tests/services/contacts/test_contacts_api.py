@@ -54,7 +54,7 @@ async def test_creating_a_contact_announces_it_on_the_stream(
     assert await _rows(runtime) == (1, 1)
 
     assert await runtime.relay().publish_batch() == 1
-    async with local_bus.consumer("reader", [topics.CONTACTS]) as consumer:
+    async with local_bus.consumer("reader", [topics.CONTACTS.name]) as consumer:
         [record] = await drain(consumer, count=1)
     event = from_record(record).event
     assert isinstance(event, ContactCreated)

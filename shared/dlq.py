@@ -1,0 +1,171 @@
+"""Dead letters of one service: list them, and drive them again once their cause is fixed.
+
+Two kinds end up aside:
+- **consumer dead letters**: records a consumer gave up on, on `<topic>.dlq` with the error in headers;
+- **refused outbox events**: rows the bus refused for good (too large, say), in `outbox_dead`.
+
+Re-driving is idempotent. A dead-lettered record is applied by its consumer's own handler, through the
+same transaction that records the consumer's position on the dead-letter topic and the event id: a
+second run skips what the first one applied. It stops at the first record that fails again, so the
+order of what is left is kept. A refused outbox row goes back into the outbox, under its own event id,
+and is published after what is already queued.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, insert, select
+
+from shared.bus.base import Record
+from shared.consumer import ConsumerRunner
+from shared.db import Database, read_scope, session_scope
+from shared.events.envelope import from_record
+from shared.outbox import OutboxTables, slot_for
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    kind: str  # "consumer" or "outbox"
+    event_id: str
+    event_type: str
+    key: str
+    error: str
+    where: str  # `<dlq topic>/<partition>@<offset>` or `outbox_dead#<id>`
+    consumer: str | None = None
+    pending: bool = True  # False once re-driven (consumer dead letters keep their record)
+    failed_at: str | None = None
+
+
+def _header(record: Record, name: str) -> str:
+    return record.headers.get(name, b"").decode(errors="replace")
+
+
+async def _dead_letter_records(runner: ConsumerRunner) -> list[Record]:
+    """This consumer's records on its dead-letter topics, oldest first, up to their current ends."""
+    topics = [topic.dead_letter for topic in runner.spec.topics]
+    ends = await runner.bus.end_offsets(topics)
+    remaining = {partition: end for partition, end in ends.items() if end > 0}
+    records: list[Record] = []
+    idle_polls = 0
+    async with runner.bus.consumer(f"{runner.spec.name}.dlq-reader.{uuid.uuid4().hex[:8]}", topics) as reader:
+        while remaining and idle_polls < 30:
+            batch = await reader.poll(timeout_s=1.0, max_records=500)
+            idle_polls = 0 if batch else idle_polls + 1
+            for record in batch:
+                partition = (record.topic, record.partition)
+                if partition in remaining and record.offset < remaining[partition]:
+                    if _header(record, "crm_consumer") == runner.spec.name:
+                        records.append(record)
+                    if record.offset + 1 >= remaining[partition]:
+                        del remaining[partition]
+    return records
+
+
+async def _redrive_positions(runner: ConsumerRunner) -> dict[tuple[str, int], int]:
+    positions = runner.tables.positions
+    async with read_scope(runner.database) as session:
+        rows = await session.execute(
+            select(positions.c.topic, positions.c.partition, positions.c.next_offset).where(
+                positions.c.consumer == runner.spec.name
+            )
+        )
+        return {(topic, partition): int(offset) for topic, partition, offset in rows}
+
+
+async def list_dead_letters(
+    database: Database, outbox: OutboxTables, runners: Sequence[ConsumerRunner]
+) -> list[DeadLetter]:
+    letters: list[DeadLetter] = []
+    for runner in runners:
+        done = await _redrive_positions(runner)
+        for record in await _dead_letter_records(runner):
+            letters.append(
+                DeadLetter(
+                    kind="consumer",
+                    consumer=runner.spec.name,
+                    event_id=_header(record, "ce_id"),
+                    event_type=_header(record, "ce_type"),
+                    key=record.key or "",
+                    error=f"{_header(record, 'crm_error_type')}: {_header(record, 'crm_error')}",
+                    where=f"{record.topic}/{record.partition}@{record.offset}",
+                    pending=record.offset >= done.get((record.topic, record.partition), 0),
+                    failed_at=_header(record, "crm_failed_at"),
+                )
+            )
+    async with read_scope(database) as session:
+        for row in await session.execute(select(outbox.dead).order_by(outbox.dead.c.id)):
+            refused_at: datetime = row.refused_at
+            letters.append(
+                DeadLetter(
+                    kind="outbox",
+                    event_id=row.event_id,
+                    event_type=row.event_type,
+                    key=row.partition_key,
+                    error=row.error,
+                    where=f"outbox_dead#{row.id}",
+                    failed_at=refused_at.isoformat(),
+                )
+            )
+    return letters
+
+
+@dataclass
+class RedriveReport:
+    applied: int = 0
+    skipped: int = 0
+    requeued: int = 0
+    stopped_at: DeadLetter | None = None
+
+
+async def redrive_consumer(runner: ConsumerRunner, report: RedriveReport) -> None:
+    """Apply this consumer's pending dead letters in order; stop at the first that fails again."""
+    done = await _redrive_positions(runner)
+    for record in await _dead_letter_records(runner):
+        if record.offset < done.get((record.topic, record.partition), 0):
+            continue
+        try:
+            envelope = from_record(record)
+            [outcome] = await runner.apply_records([(record, envelope)])
+        except Exception as exc:
+            report.stopped_at = DeadLetter(
+                kind="consumer",
+                consumer=runner.spec.name,
+                event_id=_header(record, "ce_id"),
+                event_type=_header(record, "ce_type"),
+                key=record.key or "",
+                error=f"{type(exc).__name__}: {exc}",
+                where=f"{record.topic}/{record.partition}@{record.offset}",
+            )
+            return
+        if outcome == "applied":
+            report.applied += 1
+        else:
+            report.skipped += 1
+
+
+async def requeue_refused(database: Database, outbox: OutboxTables, report: RedriveReport) -> None:
+    """Move refused outbox rows back into the outbox, in the order they were refused."""
+    async with session_scope(database) as session:
+        rows = (await session.execute(select(outbox.dead).order_by(outbox.dead.c.id))).all()
+        for row in rows:
+            already_queued = await session.scalar(
+                select(outbox.events.c.id).where(outbox.events.c.event_id == row.event_id)
+            )
+            if already_queued is None:
+                await session.execute(
+                    insert(outbox.events).values(
+                        event_id=row.event_id,
+                        event_type=row.event_type,
+                        topic=row.topic,
+                        partition_key=row.partition_key,
+                        slot=slot_for(row.partition_key),
+                        headers=row.headers,
+                        payload=row.payload,
+                    )
+                )
+            await session.execute(delete(outbox.dead).where(outbox.dead.c.id == row.id))
+            report.requeued += 1
