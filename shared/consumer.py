@@ -250,6 +250,18 @@ class ConsumerRunner:
             if result.rowcount != 1:  # type: ignore[attr-defined]
                 raise ConcurrentDelivery(f"{self.spec.name}: {topic}/{partition} moved from {old}")
 
+    async def _settle(self, record: Record) -> None:
+        """Move the position past a record that was dead-lettered rather than applied."""
+
+        async def advance() -> None:
+            async with session_scope(self.database) as session:
+                before = await self._load_positions(session)
+                partition = (record.topic, record.partition)
+                if record.offset >= before.get(partition, 0):
+                    await self._save_positions(session, before, {partition: record.offset + 1})
+
+        await self._until_available(advance)
+
     async def _seen(self, session: AsyncSession, event_ids: Sequence[str]) -> set[str]:
         processed = self.tables.processed
         rows = await session.scalars(
@@ -426,6 +438,7 @@ class ConsumerRunner:
         for record in done:
             if id(record) in unreadable:
                 await self._dead_letter(record, unreadable[id(record)], attempts=1)
+                await self._settle(record)
                 result: Outcome = "dead_lettered"
             else:
                 result = await self._apply_one(record, envelopes[id(record)])

@@ -173,6 +173,20 @@ class KafkaBus(EventBus):
         self._known_topics.update(topic.name for topic in missing)
 
     async def end_offsets(self, topics: Sequence[str]) -> PartitionOffsets:
+        try:
+            async with self._admin_lock:
+                described = await (await self._admin()).describe_topics(list(topics))
+        except KafkaError as exc:
+            raise BusUnavailable(f"cannot describe topics on Kafka: {exc!r}") from exc
+        partitions = [
+            TopicPartition(topic["topic"], partition["partition"])
+            for topic in described
+            if topic["error_code"] == 0
+            for partition in topic["partitions"]
+        ]
+        missing = set(topics) - {partition.topic for partition in partitions}
+        if missing:
+            raise BusUnavailable(f"Kafka does not know topics {sorted(missing)}")
         reader = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap_servers,
             client_id=f"{self.client_id}-offsets",
@@ -180,12 +194,6 @@ class KafkaBus(EventBus):
         )
         try:
             await reader.start()
-            await reader.topics()  # refreshes metadata, so partitions_for_topic knows every topic
-            partitions = [
-                TopicPartition(topic, partition)
-                for topic in topics
-                for partition in sorted(reader.partitions_for_topic(topic) or ())
-            ]
             ends = await reader.end_offsets(partitions)
         except KafkaError as exc:
             raise BusUnavailable(f"cannot read end offsets from Kafka: {exc!r}") from exc

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 
-from shared.bus.base import EventBus, Message
+import pytest
+
+from shared.bus.base import Consumer, EventBus, Message, MessageRefused, Record
 from shared.events.topics import dead_letter
 from shared.testing.bus import drain, poll_quietly
 
@@ -113,3 +117,107 @@ async def test_consuming_several_topics_at_once(bus: EventBus, topic: str) -> No
     async with bus.consumer(_group(), [topic, other]) as consumer:
         records = await drain(consumer, count=2)
     assert {(r.topic, r.value) for r in records} == {(topic, b"1"), (other, b"2")}
+
+
+async def test_a_record_the_bus_can_never_take_is_refused_and_what_came_before_is_kept(
+    bus: EventBus, topic: str
+) -> None:
+    """A record above the size limit raises `MessageRefused` naming it; the record before it is written."""
+    huge = b"x" * (2 * 1024 * 1024)
+    batch = [
+        Message(topic=topic, key="k", value=b"small"),
+        Message(topic=topic, key="k", value=huge),
+        Message(topic=topic, key="k", value=b"small2"),
+    ]
+    with pytest.raises(MessageRefused) as refusal:
+        await bus.publish(batch)
+    assert refusal.value.index == 1
+    async with bus.consumer(_group(), [topic]) as consumer:
+        first = await drain(consumer, count=1)
+    assert [record.value for record in first] == [b"small"]
+
+
+@pytest.mark.parametrize(
+    "bus",
+    [
+        "embedded",
+        pytest.param(
+            "kafka",
+            marks=[
+                pytest.mark.kafka,
+                pytest.mark.xfail(
+                    strict=True,
+                    reason=(
+                        "KafkaBus.end_offsets returns {} for every topic: reader.topics() fetches metadata "
+                        "into a new ClusterMetadata it returns, while partitions_for_topic reads the "
+                        "client's own cluster, which knows no topics"
+                    ),
+                ),
+            ],
+        ),
+    ],
+    indirect=True,
+)
+async def test_end_offsets_count_the_records_of_every_partition(bus: EventBus, topic: str) -> None:
+    """After N records the end offsets sum to N; a topic without records ends at 0 in every partition."""
+    empty = f"{topic}.empty"
+    await bus.ensure_topics([topic, empty])
+    await bus.publish(_messages(topic, [f"k{n}" for n in range(5)], per_key=3))
+
+    ends = await bus.end_offsets([topic])
+    assert ends, "a topic has at least one partition"
+    assert {name for name, _partition in ends} == {topic}
+    assert sum(ends.values()) == 15
+
+    empty_ends = await bus.end_offsets([empty])
+    assert empty_ends, "a topic has at least one partition"
+    assert {name for name, _partition in empty_ends} == {empty}
+    assert set(empty_ends.values()) == {0}
+
+
+async def _poll_until(
+    consumer: Consumer, arrived: Callable[[Record], bool], timeout_s: float = 30
+) -> list[Record]:
+    """Poll until a record for which `arrived` is true comes; returns everything polled up to then."""
+    records: list[Record] = []
+    deadline = time.monotonic() + timeout_s
+    while not any(arrived(record) for record in records):
+        assert time.monotonic() < deadline, f"nothing arrived that was awaited; got {records}"
+        records.extend(await consumer.poll(timeout_s=0.5))
+    return records
+
+
+async def test_a_held_partition_delivers_nothing_more_and_the_next_member_starts_at_the_held_record(
+    bus: EventBus, topic: str
+) -> None:
+    """`hold` stops a partition at a record; another topic still flows, and the group resumes there."""
+    marker_topic = f"{topic}.marker"
+    await bus.ensure_topics([topic, marker_topic])
+    await bus.publish([Message(topic=topic, key="k", value=f"k:{n}".encode()) for n in range(5)])
+    group = _group()
+    async with bus.consumer(group, [topic, marker_topic]) as first:
+        delivered = await drain(first, count=5)
+        assert [record.value for record in delivered] == [f"k:{n}".encode() for n in range(5)]
+        held = delivered[2]
+        await first.hold(held)
+
+        # Something new for the held partition, then a marker on a partition that still flows: once
+        # the marker is here, the member has fetched past the point where k:5 would have come.
+        await bus.publish([Message(topic=topic, key="k", value=b"k:5")])
+        await bus.publish([Message(topic=marker_topic, key="m", value=b"marker")])
+        after_hold = await _poll_until(first, lambda record: record.topic == marker_topic)
+        from_held_partition = [
+            record for record in after_hold if (record.topic, record.partition) == (topic, held.partition)
+        ]
+        assert from_held_partition == []
+
+        await first.commit([*delivered[:2], *after_hold])
+
+    async with bus.consumer(group, [topic, marker_topic]) as second:
+        resumed = await drain(second, count=4)
+    assert [(record.offset, record.value) for record in resumed] == [
+        (held.offset, b"k:2"),
+        (held.offset + 1, b"k:3"),
+        (held.offset + 2, b"k:4"),
+        (held.offset + 3, b"k:5"),
+    ]

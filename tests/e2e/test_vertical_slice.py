@@ -3,15 +3,33 @@ its journeys timeline. Once embedded (`crm dev`), once distributed (four process
 
 from __future__ import annotations
 
-import time
+import asyncio
 from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import func, select
 
+from services.contacts.db import tables as contacts_tables
+from services.contacts.settings import ContactsSettings
+from shared.db import Database, read_scope
 from shared.testing.distributed import SERVICE_NAMES, distributed_env
 from shared.testing.processes import CrmProcess, free_port, wait_until
 from tests.conftest import Launcher
+
+
+async def _outbox_rows(database_url: str) -> int:
+    normalized = ContactsSettings(database_url=database_url).database_url
+    assert normalized is not None
+    database = Database(normalized)
+    try:
+        async with read_scope(database) as session:
+            return int(
+                await session.scalar(select(func.count()).select_from(contacts_tables.outbox_tables.events))
+                or 0
+            )
+    finally:
+        await database.dispose()
 
 
 def _create_and_follow(contacts: str, journeys: str) -> None:
@@ -80,10 +98,11 @@ def test_relay_and_consumers_as_separate_workers(
     contact_id = created.json()["id"]
     timeline_url = f"{urls['journeys']}/v1/contacts/{contact_id}/timeline"
 
-    time.sleep(3)
-    assert httpx.get(timeline_url, timeout=10).json()["items"] == [], (
-        "web processes must not relay or consume"
-    )
+    # The web processes say which workers they run: no relay on contacts, no consumer on journeys.
+    assert "contacts: workers running: contacts:bus-probe\n" in (tmp_path / "contacts.log").read_text()
+    journeys_workers = (tmp_path / "journeys.log").read_text()
+    assert "journeys: workers running: journeys:bus-probe, journeys:relay\n" in journeys_workers
+    assert asyncio.run(_outbox_rows(env["CRM_CONTACTS_DATABASE_URL"])) == 1, "nothing may have relayed it"
 
     workers = [
         CrmProcess(["relay", "contacts"], env=env, log_path=tmp_path / "relay.log"),

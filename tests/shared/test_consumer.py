@@ -5,104 +5,54 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections import defaultdict
 
 import pytest
 from prometheus_client import REGISTRY
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.bus.base import Consumer, EventBus, Message, Record
+from shared.bus.base import Message
 from shared.bus.embedded import EmbeddedBus
-from shared.consumer import ConsumerRunner, ConsumerSpec, Handler, HandlerError, classify
+from shared.consumer import HandlerError, classify
 from shared.db import Database
 from shared.events import topics
-from shared.events.base import Event
-from shared.events.catalog import ContactCreated
-from shared.events.envelope import Envelope, from_record, to_message
+from shared.events.envelope import from_record
 from shared.testing.bus import drain
-from tests.shared.conftest import count, created, effects, tables
-
-CONSUMER = "test.consumer"
-
-
-class Recorder:
-    """A handler that appends one row per event it applies, and fails on request."""
-
-    def __init__(
-        self,
-        *,
-        fail_for: set[uuid.UUID] | None = None,
-        fail_times: int = 10**6,
-        error: Exception | None = None,
-    ) -> None:
-        self.fail_for = fail_for or set()
-        self.fail_times = fail_times
-        self.error = error
-        self.calls: dict[str, int] = defaultdict(int)
-
-    async def __call__(self, session: AsyncSession, envelope: Envelope) -> None:
-        self.calls[envelope.id] += 1
-        await session.execute(insert(effects).values(event_id=envelope.id, note="applied"))
-        event = envelope.event
-        assert isinstance(event, ContactCreated)
-        if event.contact_id in self.fail_for and self.calls[envelope.id] <= self.fail_times:
-            raise self.error or ValueError(f"cannot handle {event.contact_id}")
-
-
-def _runner(
-    database: Database, bus: EventBus, handler: Recorder | None, *, max_attempts: int = 5
-) -> ConsumerRunner:
-    handlers: dict[type[Event], Handler] = {ContactCreated: handler} if handler is not None else {}
-    spec = ConsumerSpec(name=CONSUMER, topics=[topics.CONTACTS], handlers=handlers)
-    return ConsumerRunner(
-        spec, database, tables.consumer_tables, bus, base_backoff_s=0.01, max_attempts=max_attempts
-    )
-
-
-def _consumed(outcome: str) -> float:
-    return (
-        REGISTRY.get_sample_value("crm_events_consumed_total", {"consumer": CONSUMER, "outcome": outcome})
-        or 0
-    )
-
-
-def _message(contact: uuid.UUID | None = None) -> Message:
-    return to_message(created(contact or uuid.uuid4()), source="/crm/test")
-
-
-async def _read(bus: EventBus, count_: int, group: str = CONSUMER) -> tuple[Consumer, list[Record]]:
-    consumer = bus.consumer(group, [topics.CONTACTS.name])
-    await consumer.start()
-    return consumer, await drain(consumer, count=count_)
-
-
-async def _dead_letters(bus: EventBus) -> int:
-    return sum((await bus.end_offsets([topics.CONTACTS.dead_letter])).values())
+from tests.shared.support import (
+    CONSUMER,
+    Recorder,
+    consumed,
+    count,
+    dead_letters,
+    effects,
+    message,
+    read,
+    runner_for,
+    tables,
+)
 
 
 async def test_an_event_published_twice_takes_effect_once(database: Database, local_bus: EmbeddedBus) -> None:
-    message = _message()
-    await local_bus.publish([message, message])  # the same CloudEvent at two offsets, as after a relay retry
-    runner = _runner(database, local_bus, Recorder())
-    duplicates_before = _consumed("duplicate")
-    consumer, records = await _read(local_bus, 2)
+    twice = message()
+    await local_bus.publish([twice, twice])  # the same CloudEvent at two offsets, as after a relay retry
+    runner = runner_for(database, local_bus, Recorder())
+    duplicates_before = consumed("duplicate")
+    consumer, records = await read(local_bus, 2)
     for record in records:  # one batch each, so the second is checked against the committed first
         await runner.handle(consumer, [record])
     await consumer.stop()
     assert await count(database, effects) == 1
     assert await count(database, tables.consumer_tables.processed) == 1
-    assert _consumed("duplicate") == duplicates_before + 1
+    assert consumed("duplicate") == duplicates_before + 1
 
 
 async def test_a_redelivered_record_is_skipped_by_position_after_its_id_is_forgotten(
     database: Database, local_bus: EmbeddedBus
 ) -> None:
-    await local_bus.publish([_message()])
-    runner = _runner(database, local_bus, Recorder())
+    await local_bus.publish([message()])
+    runner = runner_for(database, local_bus, Recorder())
     runner.dedup_window = runner.dedup_window * 0  # forget event ids at once
-    consumer, [record] = await _read(local_bus, 1)
+    consumer, [record] = await read(local_bus, 1)
     await runner.handle(consumer, [record])
     assert await runner.prune() == 1
     await runner.handle(consumer, [record])  # delivered again, e.g. after a crash before the bus commit
@@ -118,10 +68,10 @@ async def test_a_batch_is_applied_in_one_go_and_a_failed_attempt_leaves_nothing(
     database: Database, local_bus: EmbeddedBus
 ) -> None:
     flaky = uuid.uuid4()
-    await local_bus.publish([_message(), _message(flaky), _message()])
+    await local_bus.publish([message(), message(flaky), message()])
     handler = Recorder(fail_for={flaky}, fail_times=2)
-    runner = _runner(database, local_bus, handler)
-    consumer, records = await _read(local_bus, 3)
+    runner = runner_for(database, local_bus, handler)
+    consumer, records = await read(local_bus, 3)
     await runner.process_batch(consumer, records)
     await consumer.stop()
     flaky_calls = [
@@ -135,10 +85,10 @@ async def test_a_poison_event_goes_to_the_dlq_and_the_consumer_moves_on(
     database: Database, local_bus: EmbeddedBus
 ) -> None:
     bad, good = uuid.uuid4(), uuid.uuid4()
-    await local_bus.publish([_message(bad), _message(good)])
+    await local_bus.publish([message(bad), message(good)])
     handler = Recorder(fail_for={bad})
-    runner = _runner(database, local_bus, handler, max_attempts=3)
-    consumer, records = await _read(local_bus, 2)
+    runner = runner_for(database, local_bus, handler, max_attempts=3)
+    consumer, records = await read(local_bus, 2)
     await runner.process_batch(consumer, records)
     await consumer.stop()
 
@@ -159,14 +109,14 @@ async def test_an_unreadable_record_goes_to_the_dlq_at_once(
     garbage = Message(
         topic=topics.CONTACTS.name, key="k", value=b"not json", headers={"ce_type": b"crm.contact.created"}
     )
-    good = _message()
+    good = message()
     bad_version = Message(
         topic=good.topic, key=good.key, value=b'{"schema_version": "two"}', headers=good.headers
     )
-    await local_bus.publish([garbage, bad_version, _message()])
+    await local_bus.publish([garbage, bad_version, message()])
     handler = Recorder()
-    runner = _runner(database, local_bus, handler)
-    consumer, records = await _read(local_bus, 3)
+    runner = runner_for(database, local_bus, handler)
+    consumer, records = await read(local_bus, 3)
     await runner.process_batch(consumer, records)
     await consumer.stop()
     async with local_bus.consumer("dlq-reader", [topics.CONTACTS.dead_letter]) as dlq:
@@ -178,7 +128,7 @@ async def test_an_unreadable_record_goes_to_the_dlq_at_once(
 
 
 def _newer(kind: str) -> Message:
-    base = _message()
+    base = message()
     if kind == "version":
         payload = {**json.loads(base.value), "schema_version": 2}
         return Message(
@@ -196,11 +146,11 @@ def _newer(kind: str) -> Message:
 async def test_an_event_newer_than_this_build_is_held_not_acknowledged(
     database: Database, local_bus: EmbeddedBus, kind: str
 ) -> None:
-    before, after = _message(), _message()
+    before, after = message(), message()
     newer = _newer(kind)
     await local_bus.publish([before, newer, after])
-    runner = _runner(database, local_bus, Recorder())
-    consumer, records = await _read(local_bus, 3)
+    runner = runner_for(database, local_bus, Recorder())
+    consumer, records = await read(local_bus, 3)
     await runner.process_batch(consumer, records)
     gauge = {"consumer": CONSUMER, "topic": topics.CONTACTS.name, "partition": "0"}
     assert REGISTRY.get_sample_value("crm_consumer_waiting_for_upgrade", gauge) == 1
@@ -208,9 +158,9 @@ async def test_an_event_newer_than_this_build_is_held_not_acknowledged(
     await consumer.stop()
 
     assert await count(database, effects) == 1, "only the event before the newer one may be applied"
-    assert await _dead_letters(local_bus) == 0, "a newer event must never be dead-lettered"
+    assert await dead_letters(local_bus) == 0, "a newer event must never be dead-lettered"
     # Not acknowledged: the next member of the group starts at the held record.
-    successor, [first, *_] = await _read(local_bus, 2)
+    successor, [first, *_] = await read(local_bus, 2)
     await successor.stop()
     assert first.headers["ce_id"] == newer.headers["ce_id"]
 
@@ -218,13 +168,13 @@ async def test_an_event_newer_than_this_build_is_held_not_acknowledged(
 async def test_a_known_type_without_a_handler_is_skipped_and_acknowledged(
     database: Database, local_bus: EmbeddedBus
 ) -> None:
-    await local_bus.publish([_message()])
-    runner = _runner(database, local_bus, None)
-    skipped_before = _consumed("skipped")
-    consumer, records = await _read(local_bus, 1)
+    await local_bus.publish([message()])
+    runner = runner_for(database, local_bus, None)
+    skipped_before = consumed("skipped")
+    consumer, records = await read(local_bus, 1)
     await runner.process_batch(consumer, records)
     await consumer.stop()
-    assert _consumed("skipped") == skipped_before + 1
+    assert consumed("skipped") == skipped_before + 1
     positions = tables.consumer_tables.positions
     async with database.sessionmaker() as session:
         assert await session.scalar(select(positions.c.next_offset)) == records[0].offset + 1
@@ -238,29 +188,29 @@ async def test_a_transient_conflict_is_retried_beyond_the_attempt_limit(
     database: Database, local_bus: EmbeddedBus
 ) -> None:
     contact = uuid.uuid4()
-    await local_bus.publish([_message(contact)])
+    await local_bus.publish([message(contact)])
     conflict = DBAPIError("UPDATE ...", {}, SerializationFailure("could not serialize access"))
     handler = Recorder(fail_for={contact}, fail_times=6, error=conflict)
-    runner = _runner(database, local_bus, handler, max_attempts=2)
-    consumer, records = await _read(local_bus, 1)
+    runner = runner_for(database, local_bus, handler, max_attempts=2)
+    consumer, records = await read(local_bus, 1)
     await runner.process_batch(consumer, records)
     await consumer.stop()
     assert list(handler.calls.values()) == [7]
     assert await count(database, effects) == 1
-    assert await _dead_letters(local_bus) == 0
+    assert await dead_letters(local_bus) == 0
 
 
 async def test_a_timeout_in_the_handlers_own_work_is_bounded_not_an_outage(
     database: Database, local_bus: EmbeddedBus
 ) -> None:
     contact = uuid.uuid4()
-    await local_bus.publish([_message(contact)])
+    await local_bus.publish([message(contact)])
     handler = Recorder(fail_for={contact}, error=TimeoutError("the CRM's mail server did not answer"))
-    runner = _runner(database, local_bus, handler, max_attempts=2)
-    consumer, records = await asyncio.wait_for(_read(local_bus, 1), 10)
+    runner = runner_for(database, local_bus, handler, max_attempts=2)
+    consumer, records = await asyncio.wait_for(read(local_bus, 1), 10)
     await asyncio.wait_for(runner.process_batch(consumer, records), 30)
     await consumer.stop()
-    assert await _dead_letters(local_bus) == 1
+    assert await dead_letters(local_bus) == 1
 
 
 def _raised_by_handler(error: BaseException) -> HandlerError:

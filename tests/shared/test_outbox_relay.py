@@ -20,7 +20,7 @@ from shared.events.catalog import ContactCreated
 from shared.events.envelope import from_record
 from shared.outbox import OutboxRelay
 from shared.testing.bus import drain
-from tests.shared.conftest import aggregates, count, created, effects, stage, tables
+from tests.shared.support import aggregates, count, created, effects, metadata, stage, tables
 
 OUTBOX = tables.outbox_tables
 
@@ -212,7 +212,6 @@ async def _lock_waiters(database: Database) -> int:
 async def test_one_keys_events_reach_the_topic_in_commit_order(
     postgres_database: str, local_bus: EmbeddedBus
 ) -> None:
-    from tests.shared.conftest import metadata
 
     database = Database(postgres_database)
     async with database.engine.begin() as connection:
@@ -244,7 +243,6 @@ async def test_one_keys_events_reach_the_topic_in_commit_order(
 async def test_concurrent_updates_of_one_aggregate_announce_its_final_state_last(
     postgres_database: str, local_bus: EmbeddedBus
 ) -> None:
-    from tests.shared.conftest import metadata
 
     database = Database(postgres_database)
     async with database.engine.begin() as connection:
