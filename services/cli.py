@@ -13,6 +13,7 @@ import typer
 import uvicorn
 from rich.progress import TaskID
 
+from services.bench.cli import bench
 from shared.consumer import ConsumerRunner
 from shared.observability import configure_logging
 from shared.runtime import ServiceDefinition, ServiceRuntime
@@ -233,6 +234,9 @@ def dlq_redrive(service: ServiceArg, consumer: ConsumerOpt = None) -> None:
         letter = report.stopped_at
         typer.echo(f"stopped at {letter.where} ({letter.event_id}): {letter.error}", err=True)
         raise typer.Exit(1)
+
+
+app.command(help="Benchmark report: each scenario against its baseline, measured in the same run.")(bench)
 
 
 def main() -> None:

@@ -1,0 +1,15 @@
+"""The scenarios, in the order they run in each mode. To add one: write a module with an async
+`run(ctx) -> list[Figure]` and a `SCENARIO`, and list it here (later scenarios may read `ctx.facts`
+left by earlier ones)."""
+
+from services.bench.scenarios import commit_to_view, consumer_apply, create_contact, memory, relay_throughput
+from services.bench.scenarios.base import Scenario
+
+SCENARIOS: list[Scenario] = [
+    create_contact.SCENARIO,
+    commit_to_view.SCENARIO,
+    consumer_apply.SCENARIO,
+    relay_throughput.SCENARIO,
+    # Last: it reports what the sampler saw while the scenarios above ran their servers.
+    memory.SCENARIO,
+]
