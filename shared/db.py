@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -94,6 +95,9 @@ class Database:
         if self.is_sqlite:
             _prepare_sqlite(self.engine, url)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        # SQLite has one writer at a time. Writers of this process queue here, in order, instead of
+        # racing for the database lock and backing off in SQLite's busy handler (sleeps of up to 100 ms).
+        self.write_gate = asyncio.Lock()
         # Same pool; on SQLite its transactions begin without the write lock, so reads never queue
         # behind writers.
         self.read_sessionmaker = async_sessionmaker(
@@ -117,8 +121,14 @@ class Database:
 
 @asynccontextmanager
 async def session_scope(database: Database) -> AsyncIterator[AsyncSession]:
-    """The single place that commits: commit when the block succeeds, roll back when it raises."""
-    async with database.sessionmaker() as session:
+    """The single place that commits: commit when the block succeeds, roll back when it raises.
+
+    On SQLite the block holds the process's write gate, so do not open a second scope inside one.
+    """
+    async with contextlib.AsyncExitStack() as stack:
+        if database.is_sqlite:
+            await stack.enter_async_context(database.write_gate)
+        session = await stack.enter_async_context(database.sessionmaker())
         try:
             yield session
             await session.commit()

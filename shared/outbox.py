@@ -258,24 +258,35 @@ class OutboxRelay:
         return settled
 
     async def _publish(self, session: AsyncSession, rows: Sequence[OutboxRow]) -> int:
-        """Publish `rows` in order; delete what was acknowledged and move a refused row aside.
+        return await self._settle(session, rows, await self._send(rows))
+
+    async def _send(self, rows: Sequence[OutboxRow]) -> MessageRefused | None:
+        """Publish `rows` in order; a refusal is returned, an outage raised (`BusUnavailable`)."""
+        if not rows:
+            return None
+        try:
+            await self.bus.publish([self._message(row) for row in rows])
+        except MessageRefused as refusal:
+            return refusal
+        return None
+
+    async def _settle(
+        self, session: AsyncSession, rows: Sequence[OutboxRow], refusal: MessageRefused | None
+    ) -> int:
+        """Delete what was acknowledged and move a refused row aside; returns how many rows settled.
 
         Rows after a refused one stay for the next batch: the bus may or may not have written them, and
         sending them again keeps each key's order (a repeat is dropped by consumers by event id).
         """
-        if not rows:
-            return 0
-        try:
-            await self.bus.publish([self._message(row) for row in rows])
-        except MessageRefused as refusal:
-            acknowledged, refused = rows[: refusal.index], rows[refusal.index]
-            await self._delete(session, acknowledged)
-            await self._move_aside(session, refused, refusal.reason)
-            EVENTS_PUBLISHED.labels(self.service).inc(len(acknowledged))
-            return len(acknowledged) + 1
-        await self._delete(session, rows)
-        EVENTS_PUBLISHED.labels(self.service).inc(len(rows))
-        return len(rows)
+        if refusal is None:
+            await self._delete(session, rows)
+            EVENTS_PUBLISHED.labels(self.service).inc(len(rows))
+            return len(rows)
+        acknowledged, refused = rows[: refusal.index], rows[refusal.index]
+        await self._delete(session, acknowledged)
+        await self._move_aside(session, refused, refusal.reason)
+        EVENTS_PUBLISHED.labels(self.service).inc(len(acknowledged))
+        return len(acknowledged) + 1
 
     async def _move_aside(self, session: AsyncSession, row: OutboxRow, reason: str) -> None:
         events, dead = self.tables.events, self.tables.dead
@@ -321,12 +332,13 @@ class OutboxRelay:
         if not leased:
             return 0
         outage: BusUnavailable | None = None
-        # `_publish` talks to the bus before its first statement, so the write lock is not held then.
+        refusal: MessageRefused | None = None
+        try:
+            refusal = await self._send(rows)  # outside any transaction: other writers go on meanwhile
+        except BusUnavailable as exc:
+            outage = exc
         async with session_scope(self.database) as session:
-            try:
-                settled = await self._publish(session, rows)
-            except BusUnavailable as exc:
-                outage, settled = exc, 0
+            settled = 0 if outage is not None else await self._settle(session, rows, refusal)
             # Free the slots in the same transaction, also after an outage: the rows stay for a retry.
             await session.execute(
                 update(self.tables.slots)

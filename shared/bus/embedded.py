@@ -102,9 +102,10 @@ class EmbeddedBus(EventBus):
         self._connection = connection
 
     async def stop(self) -> None:
-        if self._connection is not None:
-            await self._connection.close()
-            self._connection = None
+        async with self._lock:  # not while another coroutine is inside a statement
+            if self._connection is not None:
+                await self._connection.close()
+                self._connection = None
 
     @property
     def connection(self) -> aiosqlite.Connection:
@@ -124,9 +125,12 @@ class EmbeddedBus(EventBus):
         # One partition per topic, kept for ever: retention and compaction settings do not apply here.
         names = [topic if isinstance(topic, str) else topic.name for topic in topics]
         async with self._lock:
-            await self.connection.executemany(
-                "INSERT OR IGNORE INTO topics (name) VALUES (?)", [(name,) for name in names]
-            )
+            try:
+                await self.connection.executemany(
+                    "INSERT OR IGNORE INTO topics (name) VALUES (?)", [(name,) for name in names]
+                )
+            except Exception as exc:
+                raise BusUnavailable(f"embedded bus unavailable: {exc}") from exc
 
     def _size(self, message: Message) -> int:
         return (

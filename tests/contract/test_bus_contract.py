@@ -137,27 +137,6 @@ async def test_a_record_the_bus_can_never_take_is_refused_and_what_came_before_i
     assert [record.value for record in first] == [b"small"]
 
 
-@pytest.mark.parametrize(
-    "bus",
-    [
-        "embedded",
-        pytest.param(
-            "kafka",
-            marks=[
-                pytest.mark.kafka,
-                pytest.mark.xfail(
-                    strict=True,
-                    reason=(
-                        "KafkaBus.end_offsets returns {} for every topic: reader.topics() fetches metadata "
-                        "into a new ClusterMetadata it returns, while partitions_for_topic reads the "
-                        "client's own cluster, which knows no topics"
-                    ),
-                ),
-            ],
-        ),
-    ],
-    indirect=True,
-)
 async def test_end_offsets_count_the_records_of_every_partition(bus: EventBus, topic: str) -> None:
     """After N records the end offsets sum to N; a topic without records ends at 0 in every partition."""
     empty = f"{topic}.empty"

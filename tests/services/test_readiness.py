@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import time
 from collections.abc import AsyncIterator
@@ -24,8 +25,6 @@ from shared.runtime import ServiceRuntime
 from shared.settings import PlatformSettings
 from shared.testing.apps import service_client
 from shared.web.app import create_service_app
-
-UNREACHABLE_DATABASE = "postgresql+asyncpg://crm:crm@127.0.0.1:1/nothing"
 
 
 def _bus_up() -> float | None:
@@ -122,24 +121,47 @@ async def test_with_the_bus_gone_the_service_is_degraded_and_keeps_taking_writes
     assert kept == 1
 
 
+@asynccontextmanager
+async def _unreachable_database(how: str) -> AsyncIterator[str]:
+    """A PostgreSQL URL on which no database answers: the port refuses, or accepts and stays silent."""
+    if how == "refused":
+        yield "postgresql+asyncpg://crm:crm@127.0.0.1:1/nothing"
+        return
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def hold_open(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+
+    server = await asyncio.start_server(hold_open, "127.0.0.1", 0)
+    try:
+        yield f"postgresql+asyncpg://crm:crm@127.0.0.1:{server.sockets[0].getsockname()[1]}/nothing"
+    finally:
+        for writer in accepted:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+
+
+@pytest.mark.parametrize("how", ["refused", "silent"])
 async def test_with_the_database_unreachable_the_service_is_not_ready(
-    local_bus: EmbeddedBus, tmp_path: Path
+    how: str, local_bus: EmbeddedBus, tmp_path: Path
 ) -> None:
     """503 problem+json of type `not-ready` within a few seconds, while the bus is fine."""
-    settings = DEFINITION.settings_class(
-        database_url=UNREACHABLE_DATABASE, migrate_on_start=False, run_relay=False, run_consumers=False
-    )
-    runtime = ServiceRuntime(
-        DEFINITION, platform=PlatformSettings(data_dir=tmp_path), settings=settings, bus=local_bus
-    )
-    app = create_service_app(DEFINITION, runtime)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client,
-    ):
-        started = time.monotonic()
-        response = await client.get("/readyz")
-        elapsed = time.monotonic() - started
+    async with _unreachable_database(how) as database_url:
+        settings = DEFINITION.settings_class(
+            database_url=database_url, migrate_on_start=False, run_relay=False, run_consumers=False
+        )
+        runtime = ServiceRuntime(
+            DEFINITION, platform=PlatformSettings(data_dir=tmp_path), settings=settings, bus=local_bus
+        )
+        app = create_service_app(DEFINITION, runtime)
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client,
+        ):
+            started = time.monotonic()
+            response = await client.get("/readyz")
+            elapsed = time.monotonic() - started
     assert response.status_code == 503, response.text
     assert response.headers["content-type"] == "application/problem+json"
     problem = response.json()
@@ -158,7 +180,9 @@ _SERVING_TEST_REQUESTS: contextvars.ContextVar[bool] = contextvars.ContextVar(
 class PingCountingBus(EmbeddedBus):
     """An embedded bus that counts the pings made on behalf of the test's own requests."""
 
-    pings_for_requests = 0
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.pings_for_requests = 0
 
     async def ping(self) -> bool:
         if _SERVING_TEST_REQUESTS.get():

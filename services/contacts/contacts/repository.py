@@ -1,6 +1,8 @@
 import uuid
+from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.contacts.contacts.models import Contact
@@ -17,7 +19,15 @@ class ContactRepository:
         result = await self.session.scalars(select(Contact).where(Contact.email == email.lower()))
         return result.first()
 
-    async def add(self, contact: Contact) -> Contact:
-        self.session.add(contact)
-        await self.session.flush()
-        return contact
+    async def add_unless_email_taken(self, values: dict[str, Any]) -> Contact | None:
+        """Insert in one statement; None when another contact has the email (no savepoint needed)."""
+        dialect_insert = (
+            postgresql.insert if self.session.get_bind().dialect.name == "postgresql" else sqlite.insert
+        )
+        statement = (
+            dialect_insert(Contact)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=[Contact.email])
+            .returning(Contact)
+        )
+        return (await self.session.scalars(statement)).first()

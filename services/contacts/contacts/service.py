@@ -2,7 +2,6 @@
 
 import uuid
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.contacts.contacts.models import Contact
@@ -16,25 +15,22 @@ from shared.web.problems import Conflict, NotFound
 async def create_contact(session: AsyncSession, data: ContactCreate) -> Contact:
     repository = ContactRepository(session)
     email = data.email.lower()
-    if existing := await repository.get_by_email(email):
-        raise Conflict(f"A contact with email {email} already exists.", existing_id=existing.id)
-    contact = Contact(
-        email=email,
-        first_name=data.first_name,
-        last_name=data.last_name,
-        phone=data.phone,
-        lifecycle_stage=data.lifecycle_stage.value,
-        source=data.source,
+    contact = await repository.add_unless_email_taken(
+        {
+            "email": email,
+            "first_name": data.first_name,
+            "last_name": data.last_name,
+            "phone": data.phone,
+            "lifecycle_stage": data.lifecycle_stage.value,
+            "source": data.source,
+        }
     )
-    try:
-        async with session.begin_nested():
-            await repository.add(contact)
-    except IntegrityError:
-        # Another request created the same email between our check and our insert.
-        winner = await repository.get_by_email(email)
+    if contact is None:
+        existing = await repository.get_by_email(email)
         raise Conflict(
-            f"A contact with email {email} already exists.", existing_id=winner.id if winner else "unknown"
-        ) from None
+            f"A contact with email {email} already exists.",
+            existing_id=existing.id if existing else "unknown",
+        )
     await outbox.add(
         session,
         ContactCreated(

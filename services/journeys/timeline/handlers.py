@@ -13,7 +13,7 @@ from shared.events.envelope import Envelope
 async def on_contact_created(session: AsyncSession, envelope: Envelope) -> None:
     event = envelope.event
     assert isinstance(event, ContactCreated)
-    await service.record(
+    service.record(
         session,
         envelope,
         contact_id=event.contact_id,

@@ -22,3 +22,6 @@ class TimelineEntry(Base):
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime())
     properties: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now)
+
+
+TIMELINE_ENTRY = TimelineEntry.metadata.tables[TimelineEntry.__tablename__]

@@ -1,4 +1,4 @@
-"""Timeline rules. Flushes, never commits."""
+"""Timeline rules. Never commits: entries go out with the consumer's batch."""
 
 import uuid
 from typing import Any
@@ -7,25 +7,27 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.journeys.timeline.models import TimelineEntry
 from services.journeys.timeline.repository import TimelineRepository
+from shared.db import utc_now
 from shared.events.envelope import Envelope
 
 _ENTRY_IDS = uuid.UUID("6f1d3c2a-8f0e-4c55-9d59-3b0a3d1e7c11")
 
 
-async def record(
+def record(
     session: AsyncSession, envelope: Envelope, *, contact_id: uuid.UUID, properties: dict[str, Any]
 ) -> None:
-    await TimelineRepository(session).add(
-        TimelineEntry(
+    TimelineRepository(session).append(
+        {
             # Derived from the event, so a view rebuilt by replay has the same ids as the live one.
-            id=uuid.uuid5(_ENTRY_IDS, envelope.id),
-            contact_id=contact_id,
-            event_id=envelope.id,
-            event_type=envelope.type,
-            source=envelope.source,
-            occurred_at=envelope.time,
-            properties=properties,
-        )
+            "id": uuid.uuid5(_ENTRY_IDS, envelope.id),
+            "contact_id": contact_id,
+            "event_id": envelope.id,
+            "event_type": envelope.type,
+            "source": envelope.source,
+            "occurred_at": envelope.time,
+            "properties": properties,
+            "recorded_at": utc_now(),
+        }
     )
 
 
