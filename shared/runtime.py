@@ -17,6 +17,7 @@ from fastapi import APIRouter
 from sqlalchemy import MetaData
 
 from shared.aio import sleep_unless_stopped
+from shared.batching import ApplyBatch, BatchWriter, ItemT, ResultT
 from shared.bus.base import EventBus
 from shared.bus.factory import create_bus
 from shared.consumer import ConsumerRunner, ConsumerSpec, ConsumerTables
@@ -63,10 +64,18 @@ class ServiceRuntime:
         self._tasks: list[asyncio.Task[None]] = []
         # Last answer of the bus probe; readiness reads it instead of probing the bus per request.
         self.bus_up = False
+        self._batch_writers: dict[object, BatchWriter[Any, Any]] = {}
 
     @property
     def name(self) -> str:
         return self.definition.name
+
+    def batched(self, apply: ApplyBatch[ItemT, ResultT]) -> BatchWriter[ItemT, ResultT]:
+        """This service's group-commit writer for `apply` (one per function, made on first use)."""
+        writer = self._batch_writers.get(apply)
+        if writer is None:
+            writer = self._batch_writers[apply] = BatchWriter(self.database, apply)
+        return writer
 
     def relay(self) -> OutboxRelay:
         return OutboxRelay(self.database, self.definition.outbox, self.bus, service=self.name)

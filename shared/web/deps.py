@@ -30,6 +30,7 @@ async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
+RuntimeDep = Annotated[ServiceRuntime, Depends(get_runtime)]
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 # For endpoints that only read: no commit, and on SQLite no wait behind writers.
 ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session, scope="function")]

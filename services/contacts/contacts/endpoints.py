@@ -4,7 +4,7 @@ from fastapi import APIRouter, Response, status
 
 from services.contacts.contacts import service
 from services.contacts.contacts.schemas import ContactCreate, ContactRead
-from shared.web.deps import ReadSessionDep, SessionDep
+from shared.web.deps import ReadSessionDep, RuntimeDep
 from shared.web.problems import PROBLEM_RESPONSES, problem_doc
 
 router = APIRouter(prefix="/v1/contacts", tags=["contacts"])
@@ -20,8 +20,9 @@ router = APIRouter(prefix="/v1/contacts", tags=["contacts"])
         **PROBLEM_RESPONSES,
     },
 )
-async def create_contact(body: ContactCreate, session: SessionDep, response: Response) -> ContactRead:
-    contact = await service.create_contact(session, body)
+async def create_contact(body: ContactCreate, runtime: RuntimeDep, response: Response) -> ContactRead:
+    # Concurrent creations share a transaction and a commit (group commit; see shared.batching).
+    contact = await runtime.batched(service.create_contacts).submit(body)
     response.headers["Location"] = f"{router.prefix}/{contact.id}"
     return ContactRead.model_validate(contact)
 

@@ -1,4 +1,5 @@
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -19,15 +20,20 @@ class ContactRepository:
         result = await self.session.scalars(select(Contact).where(Contact.email == email.lower()))
         return result.first()
 
-    async def add_unless_email_taken(self, values: dict[str, Any]) -> Contact | None:
-        """Insert in one statement; None when another contact has the email (no savepoint needed)."""
+    async def add_unless_email_taken(self, rows: Sequence[dict[str, Any]]) -> list[Contact]:
+        """Insert in one statement; returns the contacts created (a taken email is skipped)."""
+        if not rows:
+            return []
         dialect_insert = (
             postgresql.insert if self.session.get_bind().dialect.name == "postgresql" else sqlite.insert
         )
         statement = (
-            dialect_insert(Contact)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=[Contact.email])
-            .returning(Contact)
+            dialect_insert(Contact).on_conflict_do_nothing(index_elements=[Contact.email]).returning(Contact)
         )
-        return (await self.session.scalars(statement)).first()
+        return list(await self.session.scalars(statement, list(rows)))
+
+    async def ids_by_email(self, emails: Sequence[str]) -> dict[str, uuid.UUID]:
+        if not emails:
+            return {}
+        rows = await self.session.execute(select(Contact.email, Contact.id).where(Contact.email.in_(emails)))
+        return dict(rows.all())

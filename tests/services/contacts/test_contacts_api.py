@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
+from sqlalchemy.orm import Session
 
 from services.contacts.app import DEFINITION
 from services.contacts.contacts.models import Contact
@@ -133,3 +135,29 @@ async def test_operations_endpoints(api: tuple[httpx.AsyncClient, ServiceRuntime
     for method, path in (("post", "/v1/contacts"), ("get", "/v1/contacts/{contact_id}")):
         documented = schema["paths"][path][method]["responses"]["422"]["content"]
         assert documented["application/problem+json"]["schema"] == {"$ref": "#/components/schemas/Problem"}
+
+
+async def test_concurrent_creations_commit_together_and_one_email_wins(
+    api: tuple[httpx.AsyncClient, ServiceRuntime],
+) -> None:
+    client, runtime = api
+    commits = 0
+
+    def count_commit(_session: Session) -> None:
+        nonlocal commits
+        commits += 1
+
+    emails = [f"p{n}@example.com" for n in range(30)] + ["twice@example.com"] * 3
+    event.listen(Session, "after_commit", count_commit)
+    try:
+        responses = await asyncio.gather(*(client.post("/v1/contacts", json={"email": e}) for e in emails))
+    finally:
+        event.remove(Session, "after_commit", count_commit)
+
+    statuses = [response.status_code for response in responses]
+    assert statuses[:30] == [201] * 30
+    assert sorted(statuses[30:]) == [201, 409, 409]
+    winner = next(r.json()["id"] for r in responses[30:] if r.status_code == 201)
+    assert {r.json()["existing_id"] for r in responses[30:] if r.status_code == 409} == {winner}
+    assert await _rows(runtime) == (31, 31)  # one event per contact created, none for a conflict
+    assert commits < len(emails) / 2, f"{commits} commits for {len(emails)} concurrent requests"
