@@ -44,6 +44,22 @@ def _header(record: Record, name: str) -> str:
     return record.headers.get(name, b"").decode(errors="replace")
 
 
+def _consumer_letter(
+    runner: ConsumerRunner, record: Record, *, error: str, pending: bool = True
+) -> DeadLetter:
+    return DeadLetter(
+        kind="consumer",
+        consumer=runner.spec.name,
+        event_id=_header(record, "ce_id"),
+        event_type=_header(record, "ce_type"),
+        key=record.key or "",
+        error=error,
+        where=f"{record.topic}/{record.partition}@{record.offset}",
+        pending=pending,
+        failed_at=_header(record, "crm_failed_at"),
+    )
+
+
 async def _dead_letter_records(runner: ConsumerRunner) -> list[Record]:
     """This consumer's records on its dead-letter topics, oldest first, up to their current ends."""
     topics = [topic.dead_letter for topic in runner.spec.topics]
@@ -84,16 +100,11 @@ async def list_dead_letters(
         done = await _redrive_positions(runner)
         for record in await _dead_letter_records(runner):
             letters.append(
-                DeadLetter(
-                    kind="consumer",
-                    consumer=runner.spec.name,
-                    event_id=_header(record, "ce_id"),
-                    event_type=_header(record, "ce_type"),
-                    key=record.key or "",
+                _consumer_letter(
+                    runner,
+                    record,
                     error=f"{_header(record, 'crm_error_type')}: {_header(record, 'crm_error')}",
-                    where=f"{record.topic}/{record.partition}@{record.offset}",
                     pending=record.offset >= done.get((record.topic, record.partition), 0),
-                    failed_at=_header(record, "crm_failed_at"),
                 )
             )
     async with read_scope(database) as session:
@@ -131,15 +142,7 @@ async def redrive_consumer(runner: ConsumerRunner, report: RedriveReport) -> Non
             envelope = from_record(record)
             [outcome] = await runner.apply_records([(record, envelope)])
         except Exception as exc:
-            report.stopped_at = DeadLetter(
-                kind="consumer",
-                consumer=runner.spec.name,
-                event_id=_header(record, "ce_id"),
-                event_type=_header(record, "ce_type"),
-                key=record.key or "",
-                error=f"{type(exc).__name__}: {exc}",
-                where=f"{record.topic}/{record.partition}@{record.offset}",
-            )
+            report.stopped_at = _consumer_letter(runner, record, error=f"{type(exc).__name__}: {exc}")
             return
         if outcome == "applied":
             report.applied += 1

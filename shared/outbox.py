@@ -242,7 +242,7 @@ class OutboxRelay:
         tables: OutboxTables,
         bus: EventBus,
         *,
-        batch_size: int = 500,
+        batch_size: int = 2000,
         slots_per_batch: int = 8,
         idle_interval_s: float = 0.1,
         max_backoff_s: float = 5.0,

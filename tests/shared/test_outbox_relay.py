@@ -20,7 +20,7 @@ from shared.events.catalog import ContactCreated
 from shared.events.envelope import from_record
 from shared.outbox import OutboxRelay
 from shared.testing.bus import drain
-from tests.shared.support import aggregates, count, created, effects, metadata, stage, tables
+from tests.shared.support import aggregates, count, created, effects, stage, tables
 
 OUTBOX = tables.outbox_tables
 
@@ -210,44 +210,33 @@ async def _lock_waiters(database: Database) -> int:
 
 @pytest.mark.postgres
 async def test_one_keys_events_reach_the_topic_in_commit_order(
-    postgres_database: str, local_bus: EmbeddedBus
+    pg_database: Database, local_bus: EmbeddedBus
 ) -> None:
-
-    database = Database(postgres_database)
-    async with database.engine.begin() as connection:
-        await connection.run_sync(metadata.create_all)
-        await connection.execute(insert(OUTBOX.slots), [{"slot": slot} for slot in range(16)])
+    database = pg_database
     contact = uuid.uuid4()
-    try:
-        async with database.sessionmaker() as first:
-            await tables.outbox.add(first, created(contact, source="first"))  # staged, not committed
-            second = asyncio.create_task(stage(database, created(contact, source="second")))
-            # The second writer either commits at once (nothing orders it) or waits for the first.
-            for _ in range(500):
-                if second.done() or await _lock_waiters(database):
-                    break
-                await asyncio.sleep(0.02)
-            commit_order = ["second", "first"] if second.done() else ["first", "second"]
-            await first.commit()
-        await second
+    async with database.sessionmaker() as first:
+        await tables.outbox.add(first, created(contact, source="first"))  # staged, not committed
+        second = asyncio.create_task(stage(database, created(contact, source="second")))
+        # The second writer either commits at once (nothing orders it) or waits for the first.
+        for _ in range(500):
+            if second.done() or await _lock_waiters(database):
+                break
+            await asyncio.sleep(0.02)
+        commit_order = ["second", "first"] if second.done() else ["first", "second"]
+        await first.commit()
+    await second
 
-        await _drain_outbox(OutboxRelay(database, OUTBOX, local_bus))
-        async with local_bus.consumer("reader", [topics.CONTACTS.name]) as consumer:
-            records = await drain(consumer, count=2)
-        assert _per_key_sources(records)[str(contact)] == commit_order == ["first", "second"]
-    finally:
-        await database.dispose()
+    await _drain_outbox(OutboxRelay(database, OUTBOX, local_bus))
+    async with local_bus.consumer("reader", [topics.CONTACTS.name]) as consumer:
+        records = await drain(consumer, count=2)
+    assert _per_key_sources(records)[str(contact)] == commit_order == ["first", "second"]
 
 
 @pytest.mark.postgres
 async def test_concurrent_updates_of_one_aggregate_announce_its_final_state_last(
-    postgres_database: str, local_bus: EmbeddedBus
+    pg_database: Database, local_bus: EmbeddedBus
 ) -> None:
-
-    database = Database(postgres_database)
-    async with database.engine.begin() as connection:
-        await connection.run_sync(metadata.create_all)
-        await connection.execute(insert(OUTBOX.slots), [{"slot": slot} for slot in range(16)])
+    database = pg_database
     contact = uuid.uuid4()
     async with session_scope(database) as session:
         await session.execute(insert(aggregates).values(id=str(contact), value="initial"))
@@ -262,13 +251,10 @@ async def test_concurrent_updates_of_one_aggregate_announce_its_final_state_last
                 update(aggregates).where(aggregates.c.id == str(contact)).values(value=value)
             )
 
-    try:
-        await asyncio.gather(*(update_and_announce(f"v{n:02d}") for n in range(30)))
-        await _drain_outbox(OutboxRelay(database, OUTBOX, local_bus))
-        async with local_bus.consumer("reader", [topics.CONTACTS.name]) as consumer:
-            records = await drain(consumer, count=30)
-        async with database.sessionmaker() as session:
-            final = await session.scalar(select(aggregates.c.value))
-        assert _per_key_sources(records)[str(contact)][-1] == final
-    finally:
-        await database.dispose()
+    await asyncio.gather(*(update_and_announce(f"v{n:02d}") for n in range(30)))
+    await _drain_outbox(OutboxRelay(database, OUTBOX, local_bus))
+    async with local_bus.consumer("reader", [topics.CONTACTS.name]) as consumer:
+        records = await drain(consumer, count=30)
+    async with database.sessionmaker() as session:
+        final = await session.scalar(select(aggregates.c.value))
+    assert _per_key_sources(records)[str(contact)][-1] == final
