@@ -49,12 +49,13 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase
 
 from shared.aio import sleep_unless_stopped
-from shared.bus.base import BusUnavailable, Consumer, EventBus, Message, Record
+from shared.bus.base import BusUnavailable, Consumer, EventBus, Message, MessageRefused, Record
 from shared.db import Database, UTCDateTime, session_scope, utc_now
 from shared.events.base import Event
 from shared.events.envelope import Envelope, from_record
@@ -154,7 +155,17 @@ def _sqlstate(exc: DBAPIError) -> str:
     return str(getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None) or "")
 
 
+# SQLite result codes that mean "not now" rather than "this statement is wrong" (a missing table, say).
+_SQLITE_OUTAGES = frozenset(
+    {"SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_IOERR", "SQLITE_FULL", "SQLITE_CANTOPEN"}
+)
+
+
 def _classify_database_error(exc: BaseException) -> Failure | None:
+    if isinstance(exc, (PoolTimeout, DisconnectionError)):
+        return "outage"  # every pooled connection is busy, or the server went away
+    if isinstance(exc, DBAPIError) and (sqlite_error := getattr(exc.orig, "sqlite_errorname", None)):
+        return "outage" if sqlite_error in _SQLITE_OUTAGES else None
     if isinstance(exc, DBAPIError):
         sqlstate = _sqlstate(exc)
         if sqlstate in _TRANSIENT_SQLSTATES:
@@ -371,7 +382,7 @@ class ConsumerRunner:
         message = Message(
             topic=dead_letter(record.topic), key=record.key or "", value=record.value, headers=headers
         )
-        await self._until_available(lambda: self.bus.publish([message]))
+        await self._until_available(lambda: self._publish_dead_letter(message, record))
         log.error("%s: event at %s/%s sent to DLQ: %s", self.spec.name, record.topic, record.offset, error)
 
     async def apply_records(self, items: Sequence[tuple[Record, Envelope]]) -> list[Outcome]:
@@ -380,6 +391,21 @@ class ConsumerRunner:
         for outcome in outcomes:
             EVENTS_CONSUMED.labels(self.spec.name, outcome).inc()
         return outcomes
+
+    async def _publish_dead_letter(self, message: Message, record: Record) -> None:
+        try:
+            await self.bus.publish([message])
+        except MessageRefused:
+            # The error headers pushed a record near the size limit over it: keep only where it came from.
+            kept = {k: v for k, v in message.headers.items() if not k.startswith("crm_error")}
+            lean = Message(topic=message.topic, key=message.key, value=message.value, headers=kept)
+            try:
+                await self.bus.publish([lean])
+            except MessageRefused as exc:
+                # Nothing may be skipped silently: wait (logged as an outage) until the topic takes it.
+                raise BusUnavailable(
+                    f"{message.topic} refuses the dead letter of {record.topic}/{record.offset}: {exc}"
+                ) from exc
 
     async def _apply_one(self, record: Record, envelope: Envelope) -> Outcome:
         """One record to the end: applied, skipped, or dead-lettered after bounded attempts."""
@@ -395,6 +421,7 @@ class ConsumerRunner:
             except Exception as exc:
                 if attempts >= self.max_attempts:
                     await self._dead_letter(record, exc, attempts)
+                    await self._settle(record)
                     return "dead_lettered"
                 CONSUMER_RETRIES.labels(self.spec.name, "failure").inc()
                 log.warning(
@@ -487,6 +514,10 @@ class ConsumerRunner:
                 )
             )
         return int(result.rowcount)  # type: ignore[attr-defined]
+
+    async def set_positions(self, positions: Mapping[tuple[str, int], int]) -> None:
+        async with session_scope(self.database) as session:
+            await self._save_positions(session, await self._load_positions(session), positions)
 
     async def reset(self) -> None:
         """Empty this consumer's view, positions and event ids, for a rebuild from the start."""

@@ -106,7 +106,8 @@ class Database:
 
     async def ping(self, timeout_s: float = 5.0) -> bool:
         async def select_one() -> None:
-            async with self.engine.connect() as connection:
+            # Read-only: on SQLite a probe must not take the write lock, nor wait behind writers.
+            async with self.engine.execution_options(**{_READ_ONLY: True}).connect() as connection:
                 await connection.execute(text("SELECT 1"))
 
         try:

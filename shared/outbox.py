@@ -76,8 +76,8 @@ SLOT_COUNT = 16
 # First half of the two-part PostgreSQL advisory lock key: the outbox's own namespace.
 _KEY_LOCK_CLASS = zlib.crc32(b"crm.outbox.key") - 2**31
 
-# id, topic, partition_key, headers, payload
-OutboxRow = Row[Any, Any, Any, Any, Any]
+# id, event_id, topic, partition_key, headers, payload
+OutboxRow = Row[Any, Any, Any, Any, Any, Any]
 
 
 def slot_for(key: str) -> int:
@@ -314,7 +314,9 @@ class OutboxRelay:
 
     async def _move_aside(self, session: AsyncSession, row: OutboxRow, reason: str) -> None:
         events, dead = self.tables.events, self.tables.dead
-        full = (await session.execute(select(events).where(events.c.id == row.id))).one()
+        full = (await session.execute(select(events).where(events.c.event_id == row.event_id))).one_or_none()
+        if full is None:
+            return  # another relay settled it meanwhile
         await session.execute(
             insert(dead).values(
                 event_id=full.event_id,
@@ -328,7 +330,7 @@ class OutboxRelay:
                 refused_at=utc_now(),
             )
         )
-        await session.execute(delete(events).where(events.c.id == row.id))
+        await session.execute(delete(events).where(events.c.event_id == row.event_id))
         OUTBOX_REFUSED.labels(self.service).inc()
         log.error(
             "%s: outbox event %s (%s, key %s) refused by the bus and moved aside: %s",
@@ -412,7 +414,12 @@ class OutboxRelay:
         return (
             await session.execute(
                 select(
-                    events.c.id, events.c.topic, events.c.partition_key, events.c.headers, events.c.payload
+                    events.c.id,
+                    events.c.event_id,
+                    events.c.topic,
+                    events.c.partition_key,
+                    events.c.headers,
+                    events.c.payload,
                 )
                 .where(events.c.slot.in_(slots))
                 .order_by(events.c.id)
@@ -430,10 +437,11 @@ class OutboxRelay:
         )
 
     async def _delete(self, session: AsyncSession, rows: Sequence[OutboxRow]) -> None:
+        # By event id, not row id: SQLite hands a deleted row's id out again, and a relay whose lease
+        # lapsed mid-publish must not delete a newer event that got the same id meanwhile.
         if rows:
-            await session.execute(
-                delete(self.tables.events).where(self.tables.events.c.id.in_([r.id for r in rows]))
-            )
+            events = self.tables.events
+            await session.execute(delete(events).where(events.c.event_id.in_([r.event_id for r in rows])))
 
     async def run(self, stop: asyncio.Event) -> None:
         wakeup = self.tables.signal.register()

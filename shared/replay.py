@@ -28,7 +28,11 @@ async def replay_consumer(
     await runner.bus.ensure_topics([config for topic in runner.spec.topics for config in topic.bus_topics()])
     ends = await runner.bus.end_offsets(names)
     total = sum(ends.values())
+    # The dead letters so far stay settled: the rebuild meets their originals again, and whatever
+    # still fails is dead-lettered anew, after these.
+    dead_letter_ends = await runner.bus.end_offsets([topic.dead_letter for topic in runner.spec.topics])
     await runner.reset()
+    await runner.set_positions({partition: end for partition, end in dead_letter_ends.items() if end})
     reached = dict.fromkeys(ends, 0)
     idle_s = 0.0
     # A group of its own that starts at the beginning; the live group's position is left alone.

@@ -94,9 +94,11 @@ class KafkaBus(EventBus):
             )
             try:
                 await producer.start()
-            except Exception as exc:
+            except BaseException as exc:  # also on cancellation: an unclosed client leaks sockets
                 await producer.stop()
-                raise BusUnavailable(f"Kafka at {self.bootstrap_servers} unreachable: {exc}") from exc
+                if isinstance(exc, Exception):
+                    raise BusUnavailable(f"Kafka at {self.bootstrap_servers} unreachable: {exc}") from exc
+                raise
             self._producer = producer
         return self._producer
 
@@ -267,9 +269,11 @@ class KafkaConsumer(Consumer):
         )
         try:
             await consumer.start()
-        except Exception as exc:
+        except BaseException as exc:  # also on cancellation: an unclosed client leaks sockets
             await consumer.stop()
-            raise BusUnavailable(f"Kafka at {self.bus.bootstrap_servers} unreachable: {exc}") from exc
+            if isinstance(exc, Exception):
+                raise BusUnavailable(f"Kafka at {self.bus.bootstrap_servers} unreachable: {exc}") from exc
+            raise
         self._consumer = consumer
 
     async def stop(self) -> None:

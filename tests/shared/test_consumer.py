@@ -4,25 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import uuid
+from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from shared.bus.base import Message
 from shared.bus.embedded import EmbeddedBus
 from shared.consumer import HandlerError, classify
 from shared.db import Database
 from shared.events import topics
-from shared.events.envelope import from_record
+from shared.events.envelope import from_record, to_message
 from shared.testing.bus import drain
 from tests.shared.support import (
     CONSUMER,
     Recorder,
     consumed,
     count,
+    created,
     dead_letters,
     effects,
     message,
@@ -236,3 +240,32 @@ def test_errors_are_classified_by_what_they_mean_for_the_event() -> None:
     assert classify(_raised_by_handler(ConnectionError())) == "failure"
     assert classify(_raised_by_handler(ValueError())) == "failure"
     assert classify(sql_error("23505")) == "failure"
+    assert classify(PoolTimeout("QueuePool limit reached")) == "outage"
+
+    def sqlite_error(name: str, text: str) -> OperationalError:
+        orig = sqlite3.OperationalError(text)
+        orig.sqlite_errorname = name
+        return OperationalError("INSERT ...", {}, orig)
+
+    assert classify(sqlite_error("SQLITE_BUSY", "database is locked")) == "outage"
+    assert classify(_raised_by_handler(sqlite_error("SQLITE_ERROR", "no such table: view"))) == "failure"
+
+
+async def test_a_dead_letter_too_large_with_its_error_goes_without_the_error_text(
+    database: Database, tmp_path: Path
+) -> None:
+    bus = EmbeddedBus(tmp_path / "small.sqlite", max_message_bytes=4_000)
+    await bus.start()
+    contact = uuid.uuid4()
+    await bus.publish([to_message(created(contact, source="s" * 2_500), source="/crm/test")])
+    handler = Recorder(fail_for={contact}, error=ValueError("e" * 1_900))
+    runner = runner_for(database, bus, handler, max_attempts=1)
+    consumer, records = await read(bus, 1)
+    await runner.process_batch(consumer, records)
+    await consumer.stop()
+    async with bus.consumer("dlq-reader", [topics.CONTACTS.dead_letter]) as dlq:
+        [dead] = await drain(dlq, count=1)
+    await bus.stop()
+    assert dead.value == records[0].value
+    assert dead.headers["crm_consumer"] == CONSUMER.encode()
+    assert "crm_error" not in dead.headers
