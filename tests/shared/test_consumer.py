@@ -21,6 +21,7 @@ from shared.db import Database
 from shared.events import topics
 from shared.events.envelope import from_record, to_message
 from shared.testing.bus import drain
+from shared.testing.consumers import wait_until_caught_up
 from tests.shared.support import (
     CONSUMER,
     Recorder,
@@ -269,3 +270,21 @@ async def test_a_dead_letter_too_large_with_its_error_goes_without_the_error_tex
     assert dead.value == records[0].value
     assert dead.headers["crm_consumer"] == CONSUMER.encode()
     assert "crm_error" not in dead.headers
+
+
+async def test_a_running_consumer_commits_its_bus_position_by_the_time_it_stops(
+    database: Database, local_bus: EmbeddedBus
+) -> None:
+    await local_bus.publish([message() for _ in range(5)])
+    runner = runner_for(database, local_bus, Recorder())
+    runner.commit_every_s = 3600  # only the idle and the final commit can move it
+    stop = asyncio.Event()
+    worker = asyncio.create_task(runner.run(stop, poll_timeout_s=0.05))
+    await wait_until_caught_up(database, tables.consumer_tables, CONSUMER, local_bus, [topics.CONTACTS.name])
+    stop.set()
+    await worker
+    latest = message()
+    await local_bus.publish([latest])
+    successor, [first] = await read(local_bus, 1)
+    await successor.stop()
+    assert first.headers["ce_id"] == latest.headers["ce_id"], "the group restarted behind its last commit"
