@@ -7,6 +7,7 @@ servers you already run, set CRM_TEST_KAFKA_BOOTSTRAP and/or CRM_TEST_POSTGRES_U
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import pool, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from shared.bus.base import EventBus
@@ -78,7 +80,16 @@ async def postgres_database(postgres_url: str) -> AsyncIterator[str]:
 
 
 async def drop_database(name: str, server_url: str) -> None:
-    await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', server_url)
+    # FORCE may not terminate an autovacuum worker that happens to be on the database (it is not ours
+    # to signal); that worker finishes within moments, so try again.
+    for attempt in range(50):
+        try:
+            await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', server_url)
+            return
+        except DBAPIError as exc:
+            if "pg_signal_backend" not in str(exc) or attempt == 49:
+                raise
+            await asyncio.sleep(0.1)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -154,6 +154,7 @@ class EmbeddedBus(EventBus):
             try:
                 await connection.execute("BEGIN IMMEDIATE")
                 next_offsets: dict[str, int] = {}
+                rows = []
                 for message in messages:
                     if message.topic not in next_offsets:
                         # Like Kafka's auto-create: publishing to a new topic creates it.
@@ -168,9 +169,7 @@ class EmbeddedBus(EventBus):
                         next_offsets[message.topic] = int(row[0]) if row else 0
                     offset = next_offsets[message.topic]
                     next_offsets[message.topic] = offset + 1
-                    await connection.execute(
-                        "INSERT INTO records (topic, offset, key, value, headers, timestamp_ms)"
-                        " VALUES (?, ?, ?, ?, ?, ?)",
+                    rows.append(
                         (
                             message.topic,
                             offset,
@@ -178,8 +177,14 @@ class EmbeddedBus(EventBus):
                             message.value,
                             _encode_headers(message.headers),
                             now,
-                        ),
+                        )
                     )
+                # One statement for the batch: each call is a hop to the connection's thread and back.
+                await connection.executemany(
+                    "INSERT INTO records (topic, offset, key, value, headers, timestamp_ms)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
                 await connection.execute("COMMIT")
             except BaseException as exc:
                 # Also on cancellation: the shared connection must not stay inside a transaction.
@@ -286,19 +291,20 @@ class EmbeddedConsumer(Consumer):
                     " WHERE topic = ? AND offset >= ? ORDER BY offset LIMIT ?",
                     (topic, self._positions[topic], max_records - len(records)),
                 ) as cursor:
-                    async for offset, key, value, headers, timestamp_ms in cursor:
-                        records.append(
-                            Record(
-                                topic=topic,
-                                partition=_PARTITION,
-                                offset=offset,
-                                key=key,
-                                value=value,
-                                headers=_decode_headers(headers),
-                                timestamp_ms=timestamp_ms,
-                            )
+                    rows = await cursor.fetchall()  # one hop to the connection's thread, not one a row
+                for offset, key, value, headers, timestamp_ms in rows:
+                    records.append(
+                        Record(
+                            topic=topic,
+                            partition=_PARTITION,
+                            offset=offset,
+                            key=key,
+                            value=value,
+                            headers=_decode_headers(headers),
+                            timestamp_ms=timestamp_ms,
                         )
-                        self._positions[topic] = offset + 1
+                    )
+                    self._positions[topic] = offset + 1
         return records
 
     async def poll(self, *, timeout_s: float = 1.0, max_records: int = 100) -> list[Record]:
