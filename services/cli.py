@@ -193,7 +193,7 @@ def dlq_list(service: ServiceArg) -> None:
         if not letters:
             typer.echo(f"{service}: no dead letters")
         for letter in letters:
-            state = "pending" if letter.pending else "re-driven"
+            state = "pending" if letter.pending else "settled"
             owner = letter.consumer or "outbox"
             typer.echo(
                 f"{state:<9} {owner:<24} {letter.where:<28} {letter.event_type:<28} {letter.event_id}  "
@@ -204,7 +204,16 @@ def dlq_list(service: ServiceArg) -> None:
 
 
 @dlq_app.command("redrive")
-def dlq_redrive(service: ServiceArg, consumer: ConsumerOpt = None) -> None:
+def dlq_redrive(
+    service: ServiceArg,
+    consumer: ConsumerOpt = None,
+    skip: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Settle this dead letter without applying it (its place, as `crm dlq list` shows it)."
+        ),
+    ] = None,
+) -> None:
     """Apply pending dead letters again, in order, and requeue refused outbox events. Safe to repeat."""
     from shared.dlq import RedriveReport, redrive_consumer, requeue_refused
 
@@ -216,7 +225,7 @@ def dlq_redrive(service: ServiceArg, consumer: ConsumerOpt = None) -> None:
         report = RedriveReport()
         try:
             for runner in runners:
-                await redrive_consumer(runner, report)
+                await redrive_consumer(runner, report, skip=frozenset(skip or ()))
                 if report.stopped_at is not None:
                     return report
             if consumer is None:
@@ -227,12 +236,15 @@ def dlq_redrive(service: ServiceArg, consumer: ConsumerOpt = None) -> None:
 
     report = asyncio.run(run())
     typer.echo(
-        f"{service}: {report.applied} applied, {report.skipped} already applied, "
+        f"{service}: {report.applied} applied, {report.skipped} already applied, {report.discarded} skipped, "
         f"{report.requeued} refused outbox events requeued"
     )
     if report.stopped_at is not None:
         letter = report.stopped_at
         typer.echo(f"stopped at {letter.where} ({letter.event_id}): {letter.error}", err=True)
+        typer.echo(
+            f"fix the cause and run again, or pass --skip {letter.where} to settle it unapplied", err=True
+        )
         raise typer.Exit(1)
 
 

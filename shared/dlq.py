@@ -127,16 +127,28 @@ async def list_dead_letters(
 @dataclass
 class RedriveReport:
     applied: int = 0
-    skipped: int = 0
+    skipped: int = 0  # already applied by another way (a relay repeat, a replay)
+    discarded: int = 0  # named with `skip`: settled without being applied
     requeued: int = 0
     stopped_at: DeadLetter | None = None
 
 
-async def redrive_consumer(runner: ConsumerRunner, report: RedriveReport) -> None:
-    """Apply this consumer's pending dead letters in order; stop at the first that fails again."""
+async def redrive_consumer(
+    runner: ConsumerRunner, report: RedriveReport, *, skip: frozenset[str] = frozenset()
+) -> None:
+    """Apply this consumer's pending dead letters in order; stop at the first that fails again.
+
+    `skip` names dead letters (by `where`, e.g. `crm.contacts.dlq/0@3`) to settle without applying:
+    for a record that can never be applied, such as bytes that are no event at all.
+    """
     done = await _redrive_positions(runner)
     for record in await _dead_letter_records(runner):
-        if record.offset < done.get((record.topic, record.partition), 0):
+        partition = (record.topic, record.partition)
+        if record.offset < done.get(partition, 0):
+            continue
+        if f"{record.topic}/{record.partition}@{record.offset}" in skip:
+            await runner.set_positions({partition: record.offset + 1})
+            report.discarded += 1
             continue
         try:
             envelope = from_record(record)

@@ -1,4 +1,4 @@
-"""`crm dlq list` and `crm dlq redrive` through the real command, on an embedded data folder."""
+"""`crm dlq list` and `crm dlq redrive` (also `--skip`) through the real command, on embedded data."""
 
 from __future__ import annotations
 
@@ -67,6 +67,13 @@ async def test_an_unreadable_record_is_listed_and_redrive_stops_at_it(tmp_path: 
     assert redriven.returncode == 1, "a record that still cannot be read must stop the redrive"
     assert "0 applied" in redriven.stdout
     assert "stopped at crm.contacts.dlq/0@0 (broken-1)" in redriven.stderr
+
+    skipped = await _crm(tmp_path, "dlq", "redrive", "journeys", "--skip", "crm.contacts.dlq/0@0")
+    assert skipped.returncode == 0, skipped.stderr
+    assert "1 skipped" in skipped.stdout
+    settled = await _crm(tmp_path, "dlq", "list", "journeys")
+    assert "settled" in settled.stdout
+    assert "pending" not in settled.stdout
 
     nothing = await _crm(tmp_path, "dlq", "list", "contacts")
     assert nothing.returncode == 0, nothing.stderr
