@@ -36,7 +36,7 @@ class DeadLetter:
     error: str
     where: str  # `<dlq topic>/<partition>@<offset>` or `outbox_dead#<id>`
     consumer: str | None = None
-    pending: bool = True  # False once re-driven (consumer dead letters keep their record)
+    pending: bool = True  # False once settled: re-driven or skipped (the record itself stays)
     failed_at: str | None = None
 
 
