@@ -23,20 +23,8 @@ BIN="${CRM_VENV:-$ROOT/.venv}/bin"
 log() { printf 'bench.sh: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-# install_packages CMD PACKAGE...: when CMD is missing, install the Debian packages that provide it.
-install_packages() {
-    local cmd=$1; shift
-    command -v "$cmd" >/dev/null 2>&1 && return 0
-    local sudo=()
-    if [[ $(id -u) -ne 0 ]]; then
-        command -v sudo >/dev/null 2>&1 || die "$cmd not found; install $* (no sudo to do it for you)"
-        sudo=(sudo)
-    fi
-    command -v apt-get >/dev/null 2>&1 || die "$cmd not found and no apt-get; install $*"
-    log "$cmd not found; running: ${sudo[*]:+${sudo[*]} }apt-get install -y $*"
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update >&2
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" >&2
-}
+# shellcheck source=lib/install_packages.sh
+source "$ROOT/deploy/lib/install_packages.sh"
 
 KAFKA_ENV=(
     KAFKA_PORT="${BENCH_KAFKA_PORT:-29092}"

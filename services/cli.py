@@ -6,8 +6,9 @@ import asyncio
 import os
 import signal
 import sys
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import typer
 import uvicorn
@@ -18,6 +19,8 @@ from shared.consumer import ConsumerRunner
 from shared.observability import configure_logging
 from shared.runtime import ServiceDefinition, ServiceRuntime
 from shared.settings import ConfigurationError, PlatformSettings, load_settings
+
+T = TypeVar("T")
 
 app = typer.Typer(help="A headless CRM on an event stream.", no_args_is_help=True, add_completion=False)
 
@@ -149,26 +152,35 @@ def replay(service: ServiceArg, consumer: ConsumerOpt = None) -> None:
     runners = _runners(runtime, consumer)
 
     async def run() -> None:
-        await runtime.open()
         try:
-            with Progress(
-                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
-            ) as progress:
-                for runner in runners:
-                    task = progress.add_task(runner.spec.name, total=None)
+            async with runtime.opened():
+                with Progress(
+                    TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
+                ) as progress:
+                    for runner in runners:
+                        task = progress.add_task(runner.spec.name, total=None)
 
-                    def show(done: int, total: int, task: TaskID = task) -> None:
-                        progress.update(task, completed=done, total=total)
+                        def show(done: int, total: int, task: TaskID = task) -> None:
+                            progress.update(task, completed=done, total=total)
 
-                    total = await replay_consumer(runner, on_progress=show)
-                    progress.update(task, completed=total, total=total)
+                        total = await replay_consumer(runner, on_progress=show)
+                        progress.update(task, completed=total, total=total)
         except ReplayStuck as exc:
             typer.echo(f"crm replay: {exc}", err=True)
             raise typer.Exit(1) from exc
-        finally:
-            await runtime.close()
 
     asyncio.run(run())
+
+
+def _until_end_reached(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a command that reads dead-letter topics to their end, saying so when it cannot."""
+    from shared.bus.reading import EndNotReached
+
+    try:
+        return asyncio.run(work())
+    except EndNotReached as exc:
+        typer.echo(f"crm dlq: {exc}", err=True)
+        raise typer.Exit(1) from exc
 
 
 dlq_app = typer.Typer(help="Dead letters: list them, and drive them again once their cause is fixed.")
@@ -183,13 +195,10 @@ def dlq_list(service: ServiceArg) -> None:
     runtime = ServiceRuntime(_definition(service), platform=_platform())
 
     async def run() -> None:
-        await runtime.open()
-        try:
+        async with runtime.opened():
             letters = await list_dead_letters(
                 runtime.database, runtime.definition.outbox, runtime.consumer_runners()
             )
-        finally:
-            await runtime.close()
         if not letters:
             typer.echo(f"{service}: no dead letters")
         for letter in letters:
@@ -200,7 +209,7 @@ def dlq_list(service: ServiceArg) -> None:
                 f"key={letter.key}  {letter.failed_at or ''}\n          {letter.error}"
             )
 
-    asyncio.run(run())
+    _until_end_reached(run)
 
 
 @dlq_app.command("redrive")
@@ -221,20 +230,17 @@ def dlq_redrive(
     runners = _runners(runtime, consumer)
 
     async def run() -> RedriveReport:
-        await runtime.open()
         report = RedriveReport()
-        try:
+        async with runtime.opened():
             for runner in runners:
                 await redrive_consumer(runner, report, skip=frozenset(skip or ()))
                 if report.stopped_at is not None:
                     return report
             if consumer is None:
                 await requeue_refused(runtime.database, runtime.definition.outbox, report)
-        finally:
-            await runtime.close()
         return report
 
-    report = asyncio.run(run())
+    report = _until_end_reached(run)
     typer.echo(
         f"{service}: {report.applied} applied, {report.skipped} already applied, {report.discarded} skipped, "
         f"{report.requeued} refused outbox events requeued"

@@ -129,6 +129,18 @@ async def _insert_staged(session: AsyncSession) -> None:
         await session.execute(insert(table), rows)
 
 
+Positions = dict[tuple[str, int], int]
+
+
+async def stored_positions(session: AsyncSession, tables: ConsumerTables, consumer: str) -> Positions:
+    """A consumer's stored positions: (topic, partition) → the next offset it will apply."""
+    table = tables.positions
+    rows = await session.execute(
+        select(table.c.topic, table.c.partition, table.c.next_offset).where(table.c.consumer == consumer)
+    )
+    return {(topic, partition): int(offset) for topic, partition, offset in rows}
+
+
 # SQLSTATE classes that mean the database is away or overloaded, not that the statement is wrong:
 # 08 connection exception, 53 insufficient resources, 57 operator intervention (restart, shutdown).
 _OUTAGE_SQLSTATE_CLASSES = frozenset({"08", "53", "57"})
@@ -231,14 +243,8 @@ class ConsumerRunner:
 
     # --- positions and event ids ------------------------------------------------------------------
 
-    async def _load_positions(self, session: AsyncSession) -> dict[tuple[str, int], int]:
-        positions = self.tables.positions
-        rows = await session.execute(
-            select(positions.c.topic, positions.c.partition, positions.c.next_offset).where(
-                positions.c.consumer == self.spec.name
-            )
-        )
-        return {(topic, partition): int(offset) for topic, partition, offset in rows}
+    async def _load_positions(self, session: AsyncSession) -> Positions:
+        return await stored_positions(session, self.tables, self.spec.name)
 
     async def _save_positions(
         self,
@@ -280,18 +286,6 @@ class ConsumerRunner:
             )
             if result.rowcount != 1:  # type: ignore[attr-defined]
                 raise ConcurrentDelivery(f"{self.spec.name}: {topic}/{partition} moved from {old}")
-
-    async def _settle(self, record: Record) -> None:
-        """Move the position past a record that was dead-lettered rather than applied."""
-
-        async def advance() -> None:
-            async with session_scope(self.database) as session:
-                before = await self._load_positions(session)
-                partition = (record.topic, record.partition)
-                if record.offset >= before.get(partition, 0):
-                    await self._save_positions(session, before, {partition: record.offset + 1})
-
-        await self._until_available(advance)
 
     async def _seen(self, session: AsyncSession, event_ids: Sequence[str]) -> set[str]:
         processed = self.tables.processed
@@ -385,6 +379,8 @@ class ConsumerRunner:
             topic=dead_letter(record.topic), key=record.key or "", value=record.value, headers=headers
         )
         await self._until_available(lambda: self._publish_dead_letter(message, record))
+        # Settled like an applied record, so "caught up" and a redelivery treat it the same way.
+        await self.set_positions({(record.topic, record.partition): record.offset + 1})
         log.error("%s: event at %s/%s sent to DLQ: %s", self.spec.name, record.topic, record.offset, error)
 
     async def apply_records(self, items: Sequence[tuple[Record, Envelope]]) -> list[Outcome]:
@@ -423,7 +419,6 @@ class ConsumerRunner:
             except Exception as exc:
                 if attempts >= self.max_attempts:
                     await self._dead_letter(record, exc, attempts)
-                    await self._settle(record)
                     return "dead_lettered"
                 CONSUMER_RETRIES.labels(self.spec.name, "failure").inc()
                 log.warning(
@@ -486,7 +481,6 @@ class ConsumerRunner:
         for record in done:
             if id(record) in unreadable:
                 await self._dead_letter(record, unreadable[id(record)], attempts=1)
-                await self._settle(record)
                 result: Outcome = "dead_lettered"
             else:
                 result = await self._apply_one(record, envelopes[id(record)])
@@ -523,8 +517,15 @@ class ConsumerRunner:
         return int(result.rowcount)  # type: ignore[attr-defined]
 
     async def set_positions(self, positions: Mapping[tuple[str, int], int]) -> None:
-        async with session_scope(self.database) as session:
-            await self._save_positions(session, await self._load_positions(session), positions)
+        """Move stored positions forward to `positions` (never back), waiting out outages."""
+
+        async def advance() -> None:
+            async with session_scope(self.database) as session:
+                before = await self._load_positions(session)
+                forward = {p: offset for p, offset in positions.items() if offset > before.get(p, 0)}
+                await self._save_positions(session, before, forward)
+
+        await self._until_available(advance)
 
     async def reset(self) -> None:
         """Empty this consumer's view, positions and event ids, for a rebuild from the start."""

@@ -100,14 +100,13 @@ class Database:
         self.write_gate = asyncio.Lock()
         # Same pool; on SQLite its transactions begin without the write lock, so reads never queue
         # behind writers.
-        self.read_sessionmaker = async_sessionmaker(
-            self.engine.execution_options(**{_READ_ONLY: True}), expire_on_commit=False
-        )
+        self.read_engine = self.engine.execution_options(**{_READ_ONLY: True})
+        self.read_sessionmaker = async_sessionmaker(self.read_engine, expire_on_commit=False)
 
     async def ping(self, timeout_s: float = 5.0) -> bool:
         async def select_one() -> None:
             # Read-only: on SQLite a probe must not take the write lock, nor wait behind writers.
-            async with self.engine.execution_options(**{_READ_ONLY: True}).connect() as connection:
+            async with self.read_engine.connect() as connection:
                 await connection.execute(text("SELECT 1"))
 
         try:

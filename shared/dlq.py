@@ -13,7 +13,6 @@ and is published after what is already queued.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,7 +20,8 @@ from datetime import datetime
 from sqlalchemy import delete, insert, select
 
 from shared.bus.base import Record
-from shared.consumer import ConsumerRunner
+from shared.bus.reading import read_to_end
+from shared.consumer import ConsumerRunner, Positions, stored_positions
 from shared.db import Database, read_scope, session_scope
 from shared.events.envelope import from_record
 from shared.outbox import OutboxTables, slot_for
@@ -63,33 +63,15 @@ def _consumer_letter(
 async def _dead_letter_records(runner: ConsumerRunner) -> list[Record]:
     """This consumer's records on its dead-letter topics, oldest first, up to their current ends."""
     topics = [topic.dead_letter for topic in runner.spec.topics]
-    ends = await runner.bus.end_offsets(topics)
-    remaining = {partition: end for partition, end in ends.items() if end > 0}
     records: list[Record] = []
-    idle_polls = 0
-    async with runner.bus.consumer(f"{runner.spec.name}.dlq-reader.{uuid.uuid4().hex[:8]}", topics) as reader:
-        while remaining and idle_polls < 30:
-            batch = await reader.poll(timeout_s=1.0, max_records=500)
-            idle_polls = 0 if batch else idle_polls + 1
-            for record in batch:
-                partition = (record.topic, record.partition)
-                if partition in remaining and record.offset < remaining[partition]:
-                    if _header(record, "crm_consumer") == runner.spec.name:
-                        records.append(record)
-                    if record.offset + 1 >= remaining[partition]:
-                        del remaining[partition]
+    async for _, batch in read_to_end(runner.bus, topics, group_prefix=f"{runner.spec.name}.dlq-reader"):
+        records.extend(record for record in batch if _header(record, "crm_consumer") == runner.spec.name)
     return records
 
 
-async def _redrive_positions(runner: ConsumerRunner) -> dict[tuple[str, int], int]:
-    positions = runner.tables.positions
+async def _redrive_positions(runner: ConsumerRunner) -> Positions:
     async with read_scope(runner.database) as session:
-        rows = await session.execute(
-            select(positions.c.topic, positions.c.partition, positions.c.next_offset).where(
-                positions.c.consumer == runner.spec.name
-            )
-        )
-        return {(topic, partition): int(offset) for topic, partition, offset in rows}
+        return await stored_positions(session, runner.tables, runner.spec.name)
 
 
 async def list_dead_letters(

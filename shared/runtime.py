@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine, Sequence
+from collections.abc import AsyncIterator, Coroutine, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,17 +87,19 @@ class ServiceRuntime:
             for spec in self.definition.consumers
         ]
 
-    async def open(self) -> None:
-        """Migrate and connect, without starting workers (for one-off commands)."""
+    @asynccontextmanager
+    async def opened(self) -> AsyncIterator[None]:
+        """Migrated and connected, without workers: for one-off commands (`crm replay`, `crm dlq`)."""
         if self.settings.migrate_on_start:
             await self.migrate()
         if self._owns_bus:
             await self.bus.start()
-
-    async def close(self) -> None:
-        if self._owns_bus:
-            await self.bus.stop()
-        await self.database.dispose()
+        try:
+            yield
+        finally:
+            if self._owns_bus:
+                await self.bus.stop()
+            await self.database.dispose()
 
     async def migrate(self) -> None:
         await upgrade_to_head(self.database, self.definition.migrations_dir, self.definition.metadata)

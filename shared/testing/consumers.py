@@ -6,20 +6,9 @@ import asyncio
 import time
 from collections.abc import Sequence
 
-from sqlalchemy import select
-
 from shared.bus.base import EventBus
-from shared.consumer import ConsumerTables
+from shared.consumer import ConsumerTables, stored_positions
 from shared.db import Database, read_scope
-
-
-async def positions(database: Database, tables: ConsumerTables, consumer: str) -> dict[tuple[str, int], int]:
-    table = tables.positions
-    async with read_scope(database) as session:
-        rows = await session.execute(
-            select(table.c.topic, table.c.partition, table.c.next_offset).where(table.c.consumer == consumer)
-        )
-        return {(topic, partition): int(offset) for topic, partition, offset in rows}
 
 
 async def wait_until_caught_up(
@@ -36,7 +25,8 @@ async def wait_until_caught_up(
     ends = await bus.end_offsets(topics)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        reached = await positions(database, tables, consumer)
+        async with read_scope(database) as session:
+            reached = await stored_positions(session, tables, consumer)
         if all(reached.get(partition, 0) >= end for partition, end in ends.items()):
             return
         await asyncio.sleep(0.05)
