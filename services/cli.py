@@ -254,6 +254,36 @@ def dlq_redrive(
         raise typer.Exit(1)
 
 
+@app.command()
+def asyncapi(
+    output: Annotated[
+        Path, typer.Option(help="Where the document goes; the event schemas go to events/ beside it.")
+    ] = Path("docs/asyncapi.json"),
+    check: Annotated[
+        bool, typer.Option("--check", help="Write nothing; exit 1 when the files there are not current.")
+    ] = False,
+) -> None:
+    """The event contract: the AsyncAPI 3.0 document and each event version's JSON Schema."""
+    from services.asyncapi import files
+    from shared.events.asyncapi import drift, write_files
+
+    directory = output.parent
+    contract = files(output.name)
+    if not check:
+        written = write_files(directory, contract)
+        typer.echo(f"{directory}: {len(written)} of {len(contract)} event contract files written")
+        for path in written:
+            typer.echo(f"  {directory / path}")
+        return
+    default = output == Path("docs/asyncapi.json")
+    problem = drift(directory, contract, command="crm asyncapi" + ("" if default else f" --output {output}"))
+    if problem is None:
+        typer.echo(f"{directory}: the event contract is current ({len(contract)} files)")
+        return
+    typer.echo(f"crm asyncapi: {problem}", err=True)
+    raise typer.Exit(1)
+
+
 app.command(help="Benchmark report: each scenario against its baseline, measured in the same run.")(bench)
 
 

@@ -26,6 +26,9 @@ class TopicDefinition:
     """What the record key is: the aggregate id that keeps one aggregate's events in order."""
     event_types: tuple[str, ...]
     """CloudEvents types this topic carries (checked against the catalog by `tests/shared/test_topics.py`)."""
+    producers: tuple[str, ...] = ()
+    """Names of the services that publish to it: the senders in the event contract document. The
+    receivers are not listed here; they follow from the services' consumers."""
     compacted: bool = False
     """Keep only the latest record per key. Only for derived data: a domain topic keeps every event."""
 
@@ -50,30 +53,35 @@ CONTACTS: Final = TopicDefinition(
     description="People and companies: created, updated, merged, erased; consent and lifecycle changes.",
     key="contact id",
     event_types=("crm.contact.created",),
+    producers=("contacts",),
 )
 DEALS: Final = TopicDefinition(
     name="crm.deals",
     description="Deals and pipelines: created, moved between stages, won, lost.",
     key="deal id",
     event_types=(),
+    producers=("contacts",),
 )
 TOUCHPOINTS: Final = TopicDefinition(
     name="crm.touchpoints",
     description="Every touchpoint on a prospect's journey: ads, content, email, calls, support, purchases.",
     key="contact id, or the anonymous visitor id before identification",
     event_types=(),
+    producers=("journeys",),
 )
 REFERRALS: Final = TopicDefinition(
     name="crm.referrals",
     description="Clicks, conversions, attribution, commissions and rewards.",
     key="conversion id",
     event_types=(),
+    producers=("referrals",),
 )
 KPI: Final = TopicDefinition(
     name="crm.kpi",
     description="The latest value of each KPI per bucket; derived, so only the latest per key is kept.",
     key="KPI key and bucket",
     event_types=(),
+    producers=("kpi",),
     compacted=True,
 )
 

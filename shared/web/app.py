@@ -11,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shared.observability import MetricsMiddleware
 from shared.runtime import ServiceDefinition, ServiceRuntime
+from shared.web.contract import contract_router
 from shared.web.problems import (
     PROBLEM_BASE,
     Problem,
@@ -85,6 +86,7 @@ def create_service_app(definition: ServiceDefinition, runtime: ServiceRuntime | 
     app.add_middleware(MetricsMiddleware, service=definition.name)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(_operations_router(live))
+    app.include_router(contract_router(definition))
     for router in definition.routers:
         app.include_router(router)
     return app
