@@ -9,6 +9,8 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from shared.events import topics
 from shared.events.base import Event
 from shared.events.registry import EventRegistry
@@ -31,4 +33,38 @@ class ContactCreated(Event):
         return str(self.contact_id)
 
 
-REGISTRY = EventRegistry([ContactCreated])
+class FieldChange(BaseModel):
+    """A field's value before and after an update."""
+
+    model_config = ConfigDict(frozen=True)
+
+    old: str | None
+    new: str | None
+
+
+class ContactUpdated(Event):
+    """Fields of a contact were changed; emitted only when at least one value changed.
+
+    `changed_fields` names every field that changed. `changes` carries old and new values only for
+    fields that are not personal data (`lifecycle_stage`, `source`): names and phone numbers are PII,
+    and the log keeps every event for ever, where an erasure could not reach them. A consumer that
+    needs a person's current details asks the contacts service, which erasure does reach.
+    """
+
+    topic = topics.CONTACTS.name
+    type: Literal["crm.contact.updated"] = "crm.contact.updated"
+    schema_version: Literal[1] = 1
+
+    contact_id: uuid.UUID
+    changed_fields: list[str] = Field(description="Every field that changed, personal ones included, sorted.")
+    changes: dict[str, FieldChange] = Field(
+        description="Old and new values of the changed fields that are not personal data."
+    )
+    updated_at: datetime
+
+    @property
+    def key(self) -> str:
+        return str(self.contact_id)
+
+
+REGISTRY = EventRegistry([ContactCreated, ContactUpdated])

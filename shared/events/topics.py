@@ -52,7 +52,7 @@ CONTACTS: Final = TopicDefinition(
     name="crm.contacts",
     description="People and companies: created, updated, merged, erased; consent and lifecycle changes.",
     key="contact id",
-    event_types=("crm.contact.created",),
+    event_types=("crm.contact.created", "crm.contact.updated"),
     producers=("contacts",),
 )
 DEALS: Final = TopicDefinition(

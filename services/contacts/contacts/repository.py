@@ -7,14 +7,21 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.contacts.contacts.models import Contact
+from shared.pagination import Keyset, PageRequest, Slice, SortKey, fetch_page
+
+NEWEST_FIRST = Keyset(SortKey(Contact.created_at, descending=True), SortKey(Contact.id, descending=True))
 
 
 class ContactRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def get(self, contact_id: uuid.UUID) -> Contact | None:
-        return await self.session.get(Contact, contact_id)
+    async def get(self, contact_id: uuid.UUID, *, fresh: bool = False) -> Contact | None:
+        """`fresh` reads the row again even when the session already holds it."""
+        return await self.session.get(Contact, contact_id, populate_existing=fresh)
+
+    async def page(self, page: PageRequest) -> Slice[Contact]:
+        return await fetch_page(self.session, select(Contact), NEWEST_FIRST, page)
 
     async def get_by_email(self, email: str) -> Contact | None:
         result = await self.session.scalars(select(Contact).where(Contact.email == email.lower()))

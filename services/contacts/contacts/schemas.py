@@ -2,7 +2,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
 
 class LifecycleStage(StrEnum):
@@ -29,6 +29,33 @@ class ContactCreate(BaseModel):
     source: str | None = Field(
         None, max_length=200, description="Where the contact came from, e.g. `webinar`."
     )
+
+
+class ContactPatch(BaseModel):
+    """A JSON merge patch (RFC 7396): a field left out stays as it is, `null` clears it."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    first_name: str | None = Field(None, max_length=200)
+    last_name: str | None = Field(None, max_length=200)
+    phone: str | None = Field(None, max_length=50)
+    lifecycle_stage: LifecycleStage | None = Field(None, description="Cannot be cleared.")
+    source: str | None = Field(None, max_length=200)
+
+    @field_validator("lifecycle_stage")
+    @classmethod
+    def _stage_is_not_cleared(cls, value: LifecycleStage | None) -> LifecycleStage:
+        # Runs only for a value the patch gives, so leaving the field out stays allowed.
+        if value is None:
+            raise ValueError("lifecycle_stage cannot be null; leave it out to keep it")
+        return value
+
+    def given(self) -> dict[str, str | None]:
+        """The fields the patch sets, as they are stored."""
+        return {
+            name: value.value if isinstance(value, LifecycleStage) else value
+            for name, value in self.model_dump(include=self.model_fields_set).items()
+        }
 
 
 class ContactRead(BaseModel):

@@ -6,7 +6,7 @@ from services.journeys.timeline import service
 from services.journeys.timeline.models import TimelineEntry
 from shared.consumer import ConsumerSpec
 from shared.events import topics
-from shared.events.catalog import ContactCreated
+from shared.events.catalog import ContactCreated, ContactUpdated
 from shared.events.envelope import Envelope
 
 
@@ -21,9 +21,24 @@ async def on_contact_created(session: AsyncSession, envelope: Envelope) -> None:
     )
 
 
+async def on_contact_updated(session: AsyncSession, envelope: Envelope) -> None:
+    event = envelope.event
+    assert isinstance(event, ContactUpdated)
+    service.record(
+        session,
+        envelope,
+        contact_id=event.contact_id,
+        # As the event has them: values only where they are not personal data.
+        properties={
+            "changed_fields": list(event.changed_fields),
+            "changes": {name: change.model_dump() for name, change in event.changes.items()},
+        },
+    )
+
+
 TIMELINE_CONSUMER = ConsumerSpec(
     name="journeys.timeline",
     topics=[topics.CONTACTS],
-    handlers={ContactCreated: on_contact_created},
+    handlers={ContactCreated: on_contact_created, ContactUpdated: on_contact_updated},
     owns=[TimelineEntry],
 )

@@ -6,6 +6,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.journeys.timeline.models import TIMELINE_ENTRY, TimelineEntry
 from shared.consumer import stage_insert
+from shared.pagination import Keyset, PageRequest, Slice, SortKey, fetch_page
+
+OLDEST_FIRST = Keyset(SortKey(TimelineEntry.occurred_at), SortKey(TimelineEntry.id))
 
 
 class TimelineRepository:
@@ -16,11 +19,7 @@ class TimelineRepository:
         """Queue an entry; the consumer inserts a batch's entries in one statement."""
         stage_insert(self.session, TIMELINE_ENTRY, entry)
 
-    async def for_contact(self, contact_id: uuid.UUID, *, limit: int) -> list[TimelineEntry]:
-        result = await self.session.scalars(
-            select(TimelineEntry)
-            .where(TimelineEntry.contact_id == contact_id)
-            .order_by(TimelineEntry.occurred_at, TimelineEntry.id)
-            .limit(limit)
-        )
-        return list(result)
+    async def for_contact(self, contact_id: uuid.UUID, page: PageRequest) -> Slice[TimelineEntry]:
+        # Served by ix_timeline_entry_contact_time (contact_id, occurred_at, id).
+        statement = select(TimelineEntry).where(TimelineEntry.contact_id == contact_id)
+        return await fetch_page(self.session, statement, OLDEST_FIRST, page)

@@ -4,6 +4,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.web.pagination import Page
+
 
 class TimelineEntryRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
@@ -16,6 +18,7 @@ class TimelineEntryRead(BaseModel):
     properties: dict[str, Any]
 
 
-class Timeline(BaseModel):
+class Timeline(Page[TimelineEntryRead]):
+    """A page of a contact's timeline, oldest first."""
+
     contact_id: uuid.UUID
-    items: list[TimelineEntryRead]

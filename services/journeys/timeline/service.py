@@ -9,6 +9,7 @@ from services.journeys.timeline.models import TimelineEntry
 from services.journeys.timeline.repository import TimelineRepository
 from shared.db import utc_now
 from shared.events.envelope import Envelope
+from shared.pagination import PageRequest, Slice
 
 _ENTRY_IDS = uuid.UUID("6f1d3c2a-8f0e-4c55-9d59-3b0a3d1e7c11")
 
@@ -31,5 +32,6 @@ def record(
     )
 
 
-async def timeline(session: AsyncSession, contact_id: uuid.UUID, *, limit: int) -> list[TimelineEntry]:
-    return await TimelineRepository(session).for_contact(contact_id, limit=limit)
+async def timeline(session: AsyncSession, contact_id: uuid.UUID, page: PageRequest) -> Slice[TimelineEntry]:
+    """Oldest first (`repository.OLDEST_FIRST`)."""
+    return await TimelineRepository(session).for_contact(contact_id, page)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import REGISTRY
 
@@ -12,7 +13,7 @@ from services.journeys.app import DEFINITION
 from services.journeys.timeline.handlers import TIMELINE_CONSUMER
 from shared.bus.embedded import EmbeddedBus
 from shared.events import topics
-from shared.events.catalog import ContactCreated
+from shared.events.catalog import ContactCreated, ContactUpdated, FieldChange
 from shared.events.envelope import to_message
 from shared.testing.apps import service_client
 from shared.testing.consumers import wait_until_caught_up
@@ -67,3 +68,63 @@ async def test_timeline_limit_is_validated(database_url: str, local_bus: Embedde
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "limit"
     assert response.json()["errors"][0]["location"] == "query"
+
+
+async def test_the_timeline_pages_oldest_first_and_records_updates(
+    database_url: str, local_bus: EmbeddedBus, tmp_path: Path
+) -> None:
+    contact_id = uuid.uuid4()
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    created = ContactCreated(contact_id=contact_id, lifecycle_stage="lead", created_at=start)
+    updated = ContactUpdated(
+        contact_id=contact_id,
+        changed_fields=["first_name", "lifecycle_stage"],
+        changes={"lifecycle_stage": FieldChange(old="lead", new="customer")},
+        updated_at=start,
+    )
+    # Seven events, three of them at one instant, so a page boundary falls inside a tie.
+    times = [start, start, start, *(start + timedelta(minutes=n) for n in range(1, 5))]
+    messages = [to_message(created, source="/crm/contacts", time=times[0])] + [
+        to_message(updated, source="/crm/contacts", time=at) for at in times[1:]
+    ]
+    async with service_client(DEFINITION, database_url=database_url, bus=local_bus, data_dir=tmp_path) as (
+        client,
+        runtime,
+    ):
+        await local_bus.publish(messages)
+        await wait_until_caught_up(
+            runtime.database,
+            DEFINITION.consumer_tables,
+            TIMELINE_CONSUMER.name,
+            local_bus,
+            [topics.CONTACTS.name],
+        )
+        pages: list[dict[str, Any]] = []
+        url: str | None = f"/v1/contacts/{contact_id}/timeline?limit=2"
+        while url is not None:
+            response = await client.get(url)
+            assert response.status_code == 200, response.text
+            pages.append(response.json())
+            link = response.headers.get("link")
+            url = link.removeprefix("<").removesuffix('>; rel="next"') if link else None
+            assert (url is None) == (pages[-1]["next_cursor"] is None)
+        tampered = await client.get(
+            f"/v1/contacts/{contact_id}/timeline", params={"cursor": pages[0]["next_cursor"][:-2]}
+        )
+        too_many = await client.get(f"/v1/contacts/{contact_id}/timeline", params={"limit": 201})
+
+    assert [len(page["items"]) for page in pages] == [2, 2, 2, 1]
+    assert all(page["contact_id"] == str(contact_id) for page in pages)
+    items = [item for page in pages for item in page["items"]]
+    assert sorted(item["event_id"] for item in items) == sorted(m.headers["ce_id"].decode() for m in messages)
+    assert [(item["occurred_at"], item["id"]) for item in items] == sorted(
+        (item["occurred_at"], item["id"]) for item in items
+    )
+    update = next(item for item in items if item["event_type"] == "crm.contact.updated")
+    assert update["properties"] == {
+        "changed_fields": ["first_name", "lifecycle_stage"],
+        "changes": {"lifecycle_stage": {"old": "lead", "new": "customer"}},
+    }
+    assert tampered.status_code == 422
+    assert tampered.json()["errors"][0]["field"] == "cursor"
+    assert too_many.status_code == 422

@@ -1,0 +1,193 @@
+"""Keyset (cursor) pagination for repositories: a total order, a position in it, the page after it.
+
+A `Keyset` names the sort of a list: its columns, each ascending or descending, the last one unique (the
+row id), so that no two rows share a position and a page boundary never falls inside a tie. A page is
+the `limit` rows after a position, read with `WHERE <after the position> ORDER BY <the sort>`, never
+with OFFSET: rows inserted or deleted before the position do not shift what comes after it, so a walk
+through the pages neither repeats nor skips a row that existed when it started.
+
+The position travels to the client as an opaque cursor: base64url of a small JSON naming the sort it
+belongs to and the last row's sort-key values, each tagged with its type so it decodes to the same
+value it was read as (a datetime stays a datetime, a UUID a UUID). A cursor is not signed: it only holds
+a position, and a forged one reaches no row the list would not show anyway. One that does not decode,
+belongs to another sort, or holds values of the wrong types is an `InvalidCursor`.
+
+No web code here: repositories and services use this; `shared.web.pagination` adds the query
+parameters, the `Page` body and the `Link` header.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import ColumnElement, Select, and_, or_
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.types import TypeDecorator
+
+from shared.errors import InvalidValue
+
+T = TypeVar("T")
+
+CURSOR_FIELD = "cursor"
+
+
+class InvalidCursor(InvalidValue):
+    """A cursor that this list did not hand out (malformed, altered, or from another sort)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(CURSOR_FIELD, f"Invalid cursor: {reason}. Use `next_cursor` from the previous page.")
+
+
+# Each type a sort key may have: its tag in the cursor, how to write it to JSON, how to read it back.
+# bool is left out on purpose: it is an int to Python, and a sort on it needs no cursor of its own.
+_CODECS: dict[type, tuple[str, Callable[[Any], Any], Callable[[Any], Any]]] = {
+    datetime: ("dt", datetime.isoformat, datetime.fromisoformat),
+    uuid.UUID: ("uuid", str, uuid.UUID),
+    str: ("str", str, str),
+    int: ("int", int, int),
+}
+
+
+def _decode_value(expected: type, encoded: Any) -> Any:
+    tag, _write, read = _CODECS[expected]
+    if not (isinstance(encoded, list) and len(encoded) == 2 and encoded[0] == tag):
+        raise InvalidCursor("a value is not of its sort key's type")
+    raw = encoded[1]
+    if expected is int and not (isinstance(raw, int) and not isinstance(raw, bool)):
+        raise InvalidCursor("a value is not of its sort key's type")
+    if expected is not int and not isinstance(raw, str):
+        raise InvalidCursor("a value is not of its sort key's type")
+    try:
+        value = read(raw)
+    except ValueError as exc:
+        raise InvalidCursor("a value does not parse") from exc
+    if isinstance(value, datetime) and value.tzinfo is None:
+        raise InvalidCursor("a time has no zone")
+    return value
+
+
+@dataclass(frozen=True)
+class SortKey:
+    """One column of a sort. The column must be NOT NULL: NULLs have no place in a keyset comparison."""
+
+    column: InstrumentedAttribute[Any]
+    descending: bool = False
+
+    @property
+    def name(self) -> str:
+        return ("-" if self.descending else "") + self.column.key
+
+    @property
+    def python_type(self) -> type:
+        column_type = self.column.expression.type
+        # A TypeDecorator (UTCDateTime) does not pass on its stored type's Python type.
+        if isinstance(column_type, TypeDecorator):
+            column_type = column_type.impl_instance
+        return column_type.python_type
+
+    def after(self, value: Any) -> ColumnElement[bool]:
+        comparison: ColumnElement[bool] = self.column < value if self.descending else self.column > value
+        return comparison
+
+
+class Keyset:
+    """A total order over a list: sort keys, the last of them unique (the tiebreaker)."""
+
+    def __init__(self, *keys: SortKey) -> None:
+        if not keys:
+            raise ValueError("a keyset needs at least one sort key")
+        for key in keys:
+            column = key.column.expression
+            if getattr(column, "nullable", True):
+                raise ValueError(f"sort key {key.name} must be a NOT NULL column")
+            if key.python_type not in _CODECS:
+                raise ValueError(f"sort key {key.name} has a type cursors cannot carry: {key.python_type}")
+        last = keys[-1].column.expression
+        if not (getattr(last, "primary_key", False) or getattr(last, "unique", False)):
+            raise ValueError(f"the last sort key ({keys[-1].name}) must be unique, so the order is total")
+        self.keys = keys
+        self.name = ",".join(key.name for key in keys)
+        """How the sort is written in its cursors, e.g. `-created_at,-id`."""
+
+    def order_by(self) -> list[ColumnElement[Any]]:
+        return [key.column.desc() if key.descending else key.column.asc() for key in self.keys]
+
+    def after(self, position: Sequence[Any]) -> ColumnElement[bool]:
+        """Rows strictly after `position` in this order.
+
+        Spelled `a > x OR (a = x AND b > y) ...` rather than as a row-value comparison `(a, b) > (x, y)`,
+        which SQLAlchemy does not render on every backend and which cannot mix ascending and
+        descending keys anyway.
+        """
+        alternatives = []
+        for index, key in enumerate(self.keys):
+            ties = [
+                earlier.column == value for earlier, value in zip(self.keys[:index], position, strict=False)
+            ]
+            alternatives.append(and_(*ties, key.after(position[index])))
+        return or_(*alternatives)
+
+    def position_of(self, row: object) -> tuple[Any, ...]:
+        return tuple(getattr(row, key.column.key) for key in self.keys)
+
+    def encode(self, position: Sequence[Any]) -> str:
+        values = []
+        for key, value in zip(self.keys, position, strict=True):
+            tag, write, _read = _CODECS[key.python_type]
+            values.append([tag, write(value)])
+        document = json.dumps({"sort": self.name, "after": values}, separators=(",", ":"))
+        return base64.urlsafe_b64encode(document.encode()).decode().rstrip("=")
+
+    def decode(self, cursor: str) -> tuple[Any, ...]:
+        try:
+            raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+            document = json.loads(raw)
+        except (binascii.Error, ValueError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+            raise InvalidCursor("it does not decode") from exc
+        if not isinstance(document, dict) or set(document) != {"sort", "after"}:
+            raise InvalidCursor("it does not decode")
+        if document["sort"] != self.name:
+            raise InvalidCursor(f"it belongs to another sort than {self.name}")
+        values = document["after"]
+        if not isinstance(values, list) or len(values) != len(self.keys):
+            raise InvalidCursor("it does not hold one value per sort key")
+        return tuple(
+            _decode_value(key.python_type, value) for key, value in zip(self.keys, values, strict=True)
+        )
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    """Which page to read: at most `limit` rows after `after` (a decoded cursor), or from the start."""
+
+    limit: int
+    after: tuple[Any, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Slice(Generic[T]):
+    """One page of rows, and the cursor of the next page (None on the last one)."""
+
+    items: list[T]
+    next_cursor: str | None
+
+
+async def fetch_page(
+    session: AsyncSession, statement: Select[T], keyset: Keyset, page: PageRequest
+) -> Slice[T]:
+    """Read the page `page` asks for from `statement` (a select of ORM rows with its own filters)."""
+    if page.after is not None:
+        statement = statement.where(keyset.after(page.after))
+    # One row more than asked for: whether it exists says whether there is a next page.
+    rows = list(await session.scalars(statement.order_by(*keyset.order_by()).limit(page.limit + 1)))
+    items = rows[: page.limit]
+    more = len(rows) > page.limit
+    return Slice(items, keyset.encode(keyset.position_of(items[-1])) if more and items else None)
