@@ -13,6 +13,7 @@ from shared.bus.factory import create_bus
 from shared.runtime import ServiceRuntime
 from shared.settings import PlatformSettings, load_settings
 from shared.web.app import create_service_app
+from shared.web.problems import install_problem_handlers
 
 
 def create_embedded_app(platform: PlatformSettings | None = None) -> FastAPI:
@@ -41,6 +42,9 @@ def create_embedded_app(platform: PlatformSettings | None = None) -> FastAPI:
         description="All four services in one process. Each service's API and docs live under its prefix.",
         lifespan=lifespan,
     )
+
+    # A path no service takes (or one a mount cannot match) still gets a problem document.
+    install_problem_handlers(root)
 
     @root.get("/", summary="Where each service lives")
     async def index() -> dict[str, Any]:

@@ -11,6 +11,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from shared.errors import AlreadyExists, DomainError, InvalidValue, NotFound, StaleVersion
+from shared.web.request_id import HEADER as REQUEST_ID_HEADER
+
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
@@ -32,11 +35,14 @@ class Problem(BaseModel):
     instance: str | None = None
     errors: list[FieldProblem] | None = Field(None, description="Field-level details for invalid input.")
     existing_id: str | None = Field(None, description="On 409: the id of the resource already there.")
+    required_scope: str | None = Field(None, description="On 403: the scope the route needs.")
     request_id: str | None = None
 
 
 class ProblemError(Exception):
-    """Raise from service code to answer with a problem document."""
+    """Raised by web-layer code (auth, limits, HTTP preconditions) to answer with a problem document.
+
+    Service code raises `shared.errors` instead; `_domain_error` maps those here, at the edge."""
 
     def __init__(
         self,
@@ -57,23 +63,15 @@ class ProblemError(Exception):
         self.extra = extra
 
 
-class NotFound(ProblemError):
-    def __init__(self, what: str, identifier: object) -> None:
-        super().__init__(
-            404, f"{what} not found", slug="not-found", detail=f"No {what.lower()} with id {identifier}."
-        )
-
-
-class Conflict(ProblemError):
-    def __init__(self, detail: str, *, existing_id: object) -> None:
-        super().__init__(409, "Conflict", slug="conflict", detail=detail, existing_id=str(existing_id))
-
-
 def problem_response(
     request: Request, problem: Problem, headers: dict[str, str] | None = None
 ) -> JSONResponse:
     problem.instance = problem.instance or request.url.path
     problem.request_id = request.scope.get("state", {}).get("request_id")
+    headers = dict(headers or {})
+    if problem.request_id:
+        # Set here as well as by the middleware: a 500 is sent from outside the middleware stack.
+        headers[REQUEST_ID_HEADER] = problem.request_id
     return JSONResponse(
         problem.model_dump(exclude_none=True),
         status_code=problem.status,
@@ -89,10 +87,24 @@ def _field_path(location: tuple[Any, ...]) -> tuple[str, str]:
     return ".".join(str(part) for part in rest) or str(where), str(where)
 
 
+def _malformed_json(error: dict[str, Any]) -> FieldProblem:
+    # Pydantic puts the character offset where a field name would be; say "body" and where instead.
+    location = tuple(error.get("loc", ()))
+    position = location[1] if len(location) > 1 else None
+    reason = str((error.get("ctx") or {}).get("error", "invalid JSON"))
+    where = f" at character {position}" if isinstance(position, int) else ""
+    return FieldProblem(
+        field="body", location="body", message=f"Malformed JSON{where}: {reason}.", code="json_invalid"
+    )
+
+
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = []
     for error in exc.errors():
+        if error.get("type") == "json_invalid":
+            errors.append(_malformed_json(error))
+            continue
         field, location = _field_path(tuple(error.get("loc", ())))
         message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
         errors.append(
@@ -127,6 +139,31 @@ async def _problem_error(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(request, problem, headers=exc.headers)
 
 
+# Each kind of domain error answers with one status; a subclass answers like its kind.
+_DOMAIN_STATUS: dict[type[DomainError], tuple[int, str]] = {
+    NotFound: (404, "not-found"),
+    AlreadyExists: (409, "conflict"),
+    StaleVersion: (412, "precondition-failed"),
+    InvalidValue: (422, "validation"),
+}
+
+
+async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DomainError)
+    status, slug = next(
+        (answer for kind, answer in _DOMAIN_STATUS.items() if isinstance(exc, kind)), (400, "bad-request")
+    )
+    problem = Problem(type=PROBLEM_BASE + slug, title=exc.title, status=status, detail=exc.detail)
+    headers: dict[str, str] = {}
+    if isinstance(exc, AlreadyExists):
+        problem.existing_id = exc.existing_id
+    elif isinstance(exc, StaleVersion):
+        headers["ETag"] = exc.current
+    elif isinstance(exc, InvalidValue):
+        problem.errors = [FieldProblem(field=exc.field, location="body", message=exc.detail, code="invalid")]
+    return problem_response(request, problem, headers=headers)
+
+
 async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     problem = Problem(type=PROBLEM_BASE + "internal", title="Internal server error", status=500)
@@ -137,6 +174,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(ProblemError, _problem_error)
+    app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(Exception, _unhandled)
 
 
@@ -151,3 +189,18 @@ def problem_doc(description: str) -> dict[str, Any]:
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     422: problem_doc("Invalid input; `errors` names each field."),
 }
+
+
+async def answer_for(request: Request, exc: Exception) -> JSONResponse | None:
+    """The problem answer for an expected error, as the installed handlers would give; None for a crash.
+
+    Used where an answer must be seen before it is sent (idempotency keeps it for a replay)."""
+    if isinstance(exc, DomainError):
+        return await _domain_error(request, exc)
+    if isinstance(exc, ProblemError):
+        return await _problem_error(request, exc)
+    if isinstance(exc, RequestValidationError):
+        return await _validation_error(request, exc)
+    if isinstance(exc, StarletteHTTPException):
+        return await _http_error(request, exc)
+    return None

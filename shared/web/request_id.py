@@ -25,8 +25,10 @@ class RequestIdMiddleware:
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (HEADER.encode(), request_id.encode())]
+                headers = list(message.get("headers", []))
+                if not any(name.lower() == HEADER.encode() for name, _value in headers):
+                    headers.append((HEADER.encode(), request_id.encode()))
+                message["headers"] = headers
             await send(message)
 
         await self.app(scope, receive, send_with_id)

@@ -52,7 +52,7 @@ async def test_creating_a_contact_announces_it_on_the_stream(
     assert response.status_code == 201, response.text
     contact = response.json()
     assert contact["email"] == "ada@example.com"
-    assert response.headers["location"] == f"/v1/contacts/{contact['id']}"
+    assert response.headers["location"] == f"http://testserver/v1/contacts/{contact['id']}"
     assert await _rows(runtime) == (1, 1)
 
     assert await runtime.relay().publish_batch() == 1
