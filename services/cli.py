@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import sys
 from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 import uvicorn
+from pydantic import SecretStr
 from rich.progress import TaskID
 
 from services.bench.cli import bench
@@ -54,6 +57,20 @@ async def _until_signalled(runtime: ServiceRuntime, *, relay: bool, consumers: b
         await runtime.stop()
 
 
+def _dev_bootstrap_key(data_dir: Path) -> Path:
+    """Embedded mode with no CRM_BOOTSTRAP_API_KEY: make one admin key, once, kept in the data folder."""
+    import secrets
+
+    from shared.auth.principal import TOKEN_PREFIX
+
+    path = data_dir / "bootstrap-api-key"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(f"{TOKEN_PREFIX}bootstrap_{secrets.token_urlsafe(32)}\n")
+    return path
+
+
 @app.command()
 def dev(
     host: HostOpt = "127.0.0.1",
@@ -66,9 +83,15 @@ def dev(
     if data_dir is not None:
         os.environ["CRM_DATA_DIR"] = str(data_dir)
     platform = _platform()
+    key_note = ""
+    if platform.bootstrap_api_key is None:
+        key_file = _dev_bootstrap_key(platform.data_dir)
+        platform.bootstrap_api_key = SecretStr(key_file.read_text().strip())
+        key_note = f" (from {key_file})"
     application = create_embedded_app(platform)
     base = f"http://{host}:{port}"
     typer.echo(f"CRM embedded: data in {platform.data_dir.resolve()}, bus: {platform.bus}")
+    typer.echo(f"  admin key{key_note}: {platform.bootstrap_api_key.get_secret_value()}")
     for name in ("contacts", "journeys", "referrals", "kpi"):
         typer.echo(f"  {name:<10} {base}/{name}/docs")
     uvicorn.run(application, host=host, port=port, log_level=platform.log_level.lower())
@@ -282,6 +305,107 @@ def asyncapi(
         return
     typer.echo(f"crm asyncapi: {problem}", err=True)
     raise typer.Exit(1)
+
+
+keys_app = typer.Typer(help="API keys: create, list and revoke. Each reaches every service within a second.")
+app.add_typer(keys_app, name="keys")
+KeysServiceOpt = Annotated[
+    str, typer.Option("--service", help="The service whose database takes the write (any will do).")
+]
+
+
+def _expiry(value: str | None) -> datetime | None:
+    """`30d`, `12h`, `45m`, or an ISO 8601 time (UTC when it has no offset)."""
+    if value is None:
+        return None
+    if match := re.fullmatch(r"(\d+)([dhm])", value.strip()):
+        unit = {"d": "days", "h": "hours", "m": "minutes"}[match.group(2)]
+        return datetime.now(UTC) + timedelta(**{unit: int(match.group(1))})
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise typer.BadParameter("use 30d, 12h, 45m or an ISO 8601 time", param_hint="--expires") from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@keys_app.command("create")
+def keys_create(
+    scope: Annotated[list[str], typer.Option("--scope", help="Repeat for each scope, e.g. contacts:write.")],
+    name: Annotated[str | None, typer.Option(help="Who or what uses the key.")] = None,
+    affiliate: Annotated[str | None, typer.Option(help="Bind the key to this affiliate id.")] = None,
+    expires: Annotated[str | None, typer.Option(help="30d, 12h, 45m or an ISO 8601 time.")] = None,
+    service: KeysServiceOpt = "contacts",
+) -> None:
+    """Create a key and print it. It is shown this once; only its hash is kept."""
+    from shared.auth.keys import create_key
+    from shared.db import session_scope
+    from shared.errors import DomainError
+
+    runtime = ServiceRuntime(_definition(service), platform=_platform())
+    expires_at = _expiry(expires)
+
+    async def run() -> str:
+        async with runtime.opened(), session_scope(runtime.database) as session:
+            created = await create_key(
+                session,
+                runtime.definition.access,
+                runtime.definition.event_outbox,
+                scopes=scope,
+                name=name,
+                affiliate_id=affiliate,
+                expires_at=expires_at,
+            )
+        return f"{created.key.key_id}  {created.token}"
+
+    try:
+        line = asyncio.run(run())
+    except DomainError as exc:
+        typer.echo(f"crm keys create: {exc.detail}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo("key id            key (shown once; store it now)")
+    typer.echo(line)
+
+
+@keys_app.command("list")
+def keys_list(service: KeysServiceOpt = "contacts") -> None:
+    """Every key this service knows, without secrets."""
+    from shared.auth.keys import list_keys
+    from shared.db import read_scope
+
+    runtime = ServiceRuntime(_definition(service), platform=_platform())
+
+    async def run() -> None:
+        async with runtime.opened(), read_scope(runtime.database) as session:
+            for key in await list_keys(session, runtime.definition.access):
+                state = "revoked" if key.revoked_at else "active"
+                typer.echo(
+                    f"{key.key_id}  {state:<7}  {','.join(key.scopes):<40}  {key.name or ''}"
+                    f"{'  affiliate=' + key.affiliate_id if key.affiliate_id else ''}"
+                    f"{'  expires=' + key.expires_at.isoformat() if key.expires_at else ''}"
+                )
+
+    asyncio.run(run())
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str, service: KeysServiceOpt = "contacts") -> None:
+    """Revoke a key; every service refuses it within a second of the announcement."""
+    from shared.auth.keys import revoke_key
+    from shared.db import session_scope
+    from shared.errors import DomainError
+
+    runtime = ServiceRuntime(_definition(service), platform=_platform())
+
+    async def run() -> None:
+        async with runtime.opened(), session_scope(runtime.database) as session:
+            await revoke_key(session, runtime.definition.access, runtime.definition.event_outbox, key_id)
+
+    try:
+        asyncio.run(run())
+    except DomainError as exc:
+        typer.echo(f"crm keys revoke: {exc.detail}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(f"{key_id}: revoked")
 
 
 app.command(help="Benchmark report: each scenario against its baseline, measured in the same run.")(bench)

@@ -194,3 +194,41 @@ def drop_infrastructure_tables_v2() -> None:
     op.drop_table("outbox_dead")
     op.drop_index(op.f("ix_processed_event_processed_at"), table_name="processed_event")
     op.drop_table("consumer_position")
+
+
+def create_infrastructure_tables_v3() -> None:
+    """API keys as this service knows them, and idempotency records. Frozen like `..._v1`."""
+    op.create_table(
+        "api_key",
+        sa.Column("key_id", sa.String(length=32), nullable=False),
+        sa.Column("secret_hash", sa.String(length=64), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=True),
+        sa.Column("scopes", sa.JSON(), nullable=False),
+        sa.Column("affiliate_id", sa.String(length=100), nullable=True),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("expires_at", UTCDateTime(), nullable=True),
+        sa.Column("revoked_at", UTCDateTime(), nullable=True),
+        sa.PrimaryKeyConstraint("key_id", name=op.f("pk_api_key")),
+    )
+    op.create_table(
+        "idempotency_record",
+        sa.Column("principal", sa.String(length=64), nullable=False),
+        sa.Column("idempotency_key", sa.String(length=255), nullable=False),
+        sa.Column("fingerprint", sa.String(length=64), nullable=False),
+        sa.Column("status", sa.Integer(), nullable=True),
+        sa.Column("headers", sa.JSON(), nullable=True),
+        sa.Column("body", sa.LargeBinary(), nullable=True),
+        sa.Column("started_at", UTCDateTime(), nullable=False),
+        sa.Column("completed_at", UTCDateTime(), nullable=True),
+        sa.Column("expires_at", UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("principal", "idempotency_key", name=op.f("pk_idempotency_record")),
+    )
+    op.create_index(
+        op.f("ix_idempotency_record_expires_at"), "idempotency_record", ["expires_at"], unique=False
+    )
+
+
+def drop_infrastructure_tables_v3() -> None:
+    op.drop_index(op.f("ix_idempotency_record_expires_at"), table_name="idempotency_record")
+    op.drop_table("idempotency_record")
+    op.drop_table("api_key")

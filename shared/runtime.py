@@ -11,6 +11,7 @@ import logging
 from collections.abc import AsyncIterator, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +19,20 @@ from fastapi import APIRouter
 from sqlalchemy import MetaData
 
 from shared.aio import sleep_unless_stopped
+from shared.auth.keys import access_handlers
+from shared.auth.store import KeyStore
+from shared.auth.tables import AccessTables
 from shared.batching import ApplyBatch, BatchWriter, ItemT, ResultT
 from shared.bus.base import EventBus
 from shared.bus.factory import create_bus
 from shared.consumer import ConsumerRunner, ConsumerSpec, ConsumerTables
 from shared.db import Database
+from shared.events import topics
+from shared.idempotency import IdempotencyStore
 from shared.migrations import upgrade_to_head
 from shared.observability import BUS_UP
-from shared.outbox import OutboxRelay, OutboxTables
+from shared.outbox import Outbox, OutboxRelay, OutboxTables
+from shared.ratelimit import RateLimiter
 from shared.settings import PlatformSettings, ServiceSettings, load_settings
 
 log = logging.getLogger(__name__)
@@ -41,8 +48,24 @@ class ServiceDefinition:
     migrations_dir: Path
     outbox: OutboxTables
     consumer_tables: ConsumerTables
+    access: AccessTables
     routers: Sequence[APIRouter] = ()
     consumers: Sequence[ConsumerSpec] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        # Every service keeps its own copy of the API keys, fed from `crm.access`.
+        access_consumer = ConsumerSpec(
+            name=f"{self.name}.access",
+            topics=[topics.ACCESS],
+            handlers=access_handlers(self.access),
+            owns=[self.access.api_keys],
+        )
+        if all(spec.name != access_consumer.name for spec in self.consumers):
+            object.__setattr__(self, "consumers", (*self.consumers, access_consumer))
+
+    @property
+    def event_outbox(self) -> Outbox:
+        return Outbox(self.outbox, source=f"/crm/{self.name}")
 
 
 class ServiceRuntime:
@@ -66,6 +89,19 @@ class ServiceRuntime:
         # Last answer of the bus probe; readiness reads it instead of probing the bus per request.
         self.bus_up = False
         self._batch_writers: dict[object, BatchWriter[Any, Any]] = {}
+        bootstrap = self.platform.bootstrap_api_key
+        self.keys = KeyStore(
+            self.database,
+            definition.access,
+            bootstrap_key=bootstrap.get_secret_value() if bootstrap else None,
+            cache_seconds=self.platform.api_key_cache_seconds,
+        )
+        self.rate_limiter = RateLimiter(self.platform.rate_limits)
+        self.idempotency = IdempotencyStore(
+            self.database,
+            definition.access.idempotency,
+            ttl=timedelta(hours=self.platform.idempotency_ttl_hours),
+        )
 
     @property
     def name(self) -> str:

@@ -1,5 +1,5 @@
-"""The infrastructure tables every service's database has: its outbox and its consumers' positions and
-processed-event ids."""
+"""The infrastructure tables every service's database has: its outbox, its consumers' positions and
+processed-event ids, its copy of the API keys and its idempotency records."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import MetaData
 
+from shared.auth.tables import AccessTables, define_access_tables
 from shared.consumer import ConsumerTables, define_consumer_tables
 from shared.outbox import Outbox, OutboxTables, define_outbox
 
@@ -16,6 +17,7 @@ class ServiceTables:
     outbox_tables: OutboxTables
     consumer_tables: ConsumerTables
     outbox: Outbox
+    access: AccessTables
 
 
 def define_service_tables(metadata: MetaData, *, service: str) -> ServiceTables:
@@ -24,4 +26,5 @@ def define_service_tables(metadata: MetaData, *, service: str) -> ServiceTables:
         outbox_tables=outbox_tables,
         consumer_tables=define_consumer_tables(metadata),
         outbox=Outbox(outbox_tables, source=f"/crm/{service}"),
+        access=define_access_tables(metadata),
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal, TypeVar
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 BusKind = Literal["embedded", "kafka"]
@@ -20,6 +20,16 @@ _SUPPORTED_DATABASE_SCHEMES = ("postgresql+asyncpg://", "sqlite+aiosqlite://")
 
 class ConfigurationError(RuntimeError):
     """A setting is missing or wrong; the message names the environment variable."""
+
+
+class RateLimit(BaseModel):
+    """A token bucket: `per_second` tokens flow in, up to `burst` are kept; a request takes one."""
+
+    per_second: float = Field(gt=0)
+    burst: int = Field(ge=1)
+
+
+DEFAULT_RATE_LIMITS = {"default": RateLimit(per_second=100, burst=200)}
 
 
 class PlatformSettings(BaseSettings):
@@ -46,6 +56,26 @@ class PlatformSettings(BaseSettings):
     data_dir: Path = Field(Path("var"), description="Folder for SQLite files and the embedded event log.")
     log_level: str = Field("INFO", description="Python logging level.")
 
+    bootstrap_api_key: SecretStr | None = Field(
+        None, description="An admin API key every service accepts, for the first key and for operators."
+    )
+    api_key_cache_seconds: float = Field(
+        0.25, ge=0, le=1, description="How long a service reuses the answer for one key before asking again."
+    )
+    max_body_bytes: int = Field(
+        1_048_576, ge=1, description="Largest request body any route takes (413 beyond); routes may set less."
+    )
+    rate_limits: dict[str, RateLimit] = Field(
+        default_factory=lambda: dict(DEFAULT_RATE_LIMITS),
+        description=(
+            'Token bucket per API key and scope, as JSON: {"default": {"per_second": 100, "burst": 200}, '
+            '"referrals:postback": {...}}. A scope not listed uses "default".'
+        ),
+    )
+    idempotency_ttl_hours: float = Field(
+        24, gt=0, description="How long an Idempotency-Key is remembered after its request."
+    )
+
     @model_validator(mode="after")
     def _kafka_needs_servers(self) -> PlatformSettings:
         if self.bus == "kafka" and not self.kafka_bootstrap_servers:
@@ -60,6 +90,11 @@ class PlatformSettings(BaseSettings):
             # Every acks=all write would fail with NotEnoughReplicas, for ever.
             raise ValueError("kafka_min_insync_replicas must not exceed kafka_replication_factor")
         return self
+
+    @field_validator("rate_limits")
+    @classmethod
+    def _has_default_limit(cls, value: dict[str, RateLimit]) -> dict[str, RateLimit]:
+        return {**DEFAULT_RATE_LIMITS, **value}
 
     @property
     def embedded_log_path(self) -> Path:

@@ -19,6 +19,7 @@ DEFINITION = ServiceDefinition(
     migrations_dir=Path(__file__).parent / "migrations",
     outbox=tables.outbox_tables,
     consumer_tables=tables.consumer_tables,
+    access=tables.access,
     routers=[contacts_router],
 )
 

@@ -20,6 +20,7 @@ DEFINITION = ServiceDefinition(
     migrations_dir=Path(__file__).parent / "migrations",
     outbox=tables.outbox_tables,
     consumer_tables=tables.consumer_tables,
+    access=tables.access,
     routers=[timeline_router],
     consumers=[TIMELINE_CONSUMER],
 )

@@ -18,6 +18,7 @@ DEFINITION = ServiceDefinition(
     migrations_dir=Path(__file__).parent / "migrations",
     outbox=tables.outbox_tables,
     consumer_tables=tables.consumer_tables,
+    access=tables.access,
 )
 
 

@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.auth.events import ApiKeyCreated, ApiKeyRevoked
 from shared.events import topics
 from shared.events.base import Event
 from shared.events.registry import EventRegistry
@@ -67,4 +68,4 @@ class ContactUpdated(Event):
         return str(self.contact_id)
 
 
-REGISTRY = EventRegistry([ContactCreated, ContactUpdated])
+REGISTRY = EventRegistry([ApiKeyCreated, ApiKeyRevoked, ContactCreated, ContactUpdated])

@@ -85,7 +85,19 @@ KPI: Final = TopicDefinition(
     compacted=True,
 )
 
-ALL: Final = (CONTACTS, DEALS, TOUCHPOINTS, REFERRALS, KPI)
+ACCESS: Final = TopicDefinition(
+    name="crm.access",
+    description=(
+        "API keys created and revoked, as hashes, so that every service knows every key without a call. "
+        "Only the latest record per key matters, so the topic is compacted."
+    ),
+    key="API key id",
+    event_types=("crm.api_key.created", "crm.api_key.revoked"),
+    producers=("contacts", "journeys", "referrals", "kpi"),
+    compacted=True,
+)
+
+ALL: Final = (CONTACTS, DEALS, TOUCHPOINTS, REFERRALS, KPI, ACCESS)
 
 
 def by_name(name: str) -> TopicDefinition:

@@ -5,13 +5,19 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
+from pydantic import SecretStr
 
 from shared.bus.base import EventBus
 from shared.runtime import ServiceDefinition, ServiceRuntime
 from shared.settings import PlatformSettings
 from shared.web.app import create_service_app
+
+# The admin key the apps under test accept; the client `service_client` yields sends it.
+TEST_BOOTSTRAP_KEY = "crm-test-bootstrap-key"
+ADMIN_HEADERS = {"Authorization": f"Bearer {TEST_BOOTSTRAP_KEY}"}
 
 
 @asynccontextmanager
@@ -23,13 +29,19 @@ async def service_client(
     data_dir: Path,
     relay: bool = True,
     consumers: bool = True,
+    **platform_options: Any,
 ) -> AsyncIterator[tuple[httpx.AsyncClient, ServiceRuntime]]:
-    platform = PlatformSettings(data_dir=data_dir)
+    """The app and its runtime; `platform_options` override platform settings (rate limits, sizes)."""
+    platform = PlatformSettings(
+        data_dir=data_dir, bootstrap_api_key=SecretStr(TEST_BOOTSTRAP_KEY), **platform_options
+    )
     settings = definition.settings_class(database_url=database_url, run_relay=relay, run_consumers=consumers)
     runtime = ServiceRuntime(definition, platform=platform, settings=settings, bus=bus)
     app = create_service_app(definition, runtime)
     async with (
         app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://testserver", headers=ADMIN_HEADERS
+        ) as client,
     ):
         yield client, runtime

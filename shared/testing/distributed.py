@@ -7,6 +7,8 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
+from shared.testing.apps import TEST_BOOTSTRAP_KEY
+
 SERVICE_NAMES = ("contacts", "journeys", "referrals", "kpi")
 
 
@@ -19,6 +21,7 @@ def distributed_env(postgres_url: str, kafka_bootstrap: str, data_dir: Path) -> 
         "CRM_KAFKA_REPLICATION_FACTOR": "1",
         "CRM_DATA_DIR": str(data_dir),
         "CRM_LOG_LEVEL": "INFO",
+        "CRM_BOOTSTRAP_API_KEY": TEST_BOOTSTRAP_KEY,
     }
     for name in SERVICE_NAMES:
         database = make_url(postgres_url).set(database=f"e2e_{name}_{suffix}")

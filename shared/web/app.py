@@ -11,7 +11,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shared.observability import MetricsMiddleware
 from shared.runtime import ServiceDefinition, ServiceRuntime
+from shared.web.auth import PUBLIC
 from shared.web.contract import contract_router
+from shared.web.keys import router as keys_router
+from shared.web.limits import BodyLimitMiddleware
 from shared.web.problems import (
     PROBLEM_BASE,
     Problem,
@@ -20,10 +23,12 @@ from shared.web.problems import (
     problem_response,
 )
 from shared.web.request_id import RequestIdMiddleware
+from shared.web.routing import api_router, unguarded_routes
 
 
 def _operations_router(runtime: ServiceRuntime) -> APIRouter:
-    router = APIRouter(tags=["operations"])
+    # Public: probes and scrapers carry no key.
+    router = api_router(tags=["operations"], dependencies=[PUBLIC])
 
     @router.get("/healthz", summary="Liveness: the process is up")
     async def healthz() -> dict[str, str]:
@@ -83,10 +88,13 @@ def create_service_app(definition: ServiceDefinition, runtime: ServiceRuntime | 
     )
     app.state.runtime = live
     install_problem_handlers(app)
+    # Added innermost first: the request id and metrics see every answer, the body limit's too.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=live.platform.max_body_bytes)
     app.add_middleware(MetricsMiddleware, service=definition.name)
     app.add_middleware(RequestIdMiddleware)
-    app.include_router(_operations_router(live))
-    app.include_router(contract_router(definition))
-    for router in definition.routers:
+    routers = [_operations_router(live), contract_router(definition), keys_router, *definition.routers]
+    if wrong := unguarded_routes([route for router in routers for route in router.routes]):
+        raise TypeError(f"{definition.name}: every route must pass through the edge: " + "; ".join(wrong))
+    for router in routers:
         app.include_router(router)
     return app

@@ -15,7 +15,9 @@ from fastapi.responses import JSONResponse
 
 from shared.events.asyncapi import event_schemas, schema_path, service_document
 from shared.runtime import ServiceDefinition
+from shared.web.auth import PUBLIC
 from shared.web.problems import problem_doc
+from shared.web.routing import api_router
 
 
 class JSONSchemaResponse(JSONResponse):
@@ -26,7 +28,7 @@ def contract_router(definition: ServiceDefinition) -> APIRouter:
     # Built once: both follow from code that cannot change while the process runs.
     document = service_document(definition)
     schemas = event_schemas()
-    router = APIRouter(tags=["event contract"])
+    router = api_router(tags=["event contract"], dependencies=[PUBLIC])
 
     @router.get(
         "/asyncapi.json",

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from services.contacts.db import tables as contacts_tables
 from services.contacts.settings import ContactsSettings
 from shared.db import Database, read_scope
+from shared.testing.apps import ADMIN_HEADERS
 from shared.testing.distributed import SERVICE_NAMES, distributed_env
 from shared.testing.processes import CrmProcess, free_port, wait_until
 from tests.conftest import Launcher
@@ -32,16 +33,19 @@ async def _outbox_rows(database_url: str) -> int:
         await database.dispose()
 
 
-def _create_and_follow(contacts: str, journeys: str) -> None:
+def _create_and_follow(contacts: str, journeys: str, headers: dict[str, str] = ADMIN_HEADERS) -> None:
     created = httpx.post(
-        f"{contacts}/v1/contacts", json={"email": "grace@example.com", "source": "e2e"}, timeout=10
+        f"{contacts}/v1/contacts",
+        json={"email": "grace@example.com", "source": "e2e"},
+        headers=headers,
+        timeout=10,
     )
     assert created.status_code == 201, created.text
     contact_id = created.json()["id"]
 
     def timeline() -> list[dict[str, object]]:
         items: list[dict[str, object]] = httpx.get(
-            f"{journeys}/v1/contacts/{contact_id}/timeline", timeout=10
+            f"{journeys}/v1/contacts/{contact_id}/timeline", headers=headers, timeout=10
         ).json()["items"]
         return items
 
@@ -64,8 +68,12 @@ def test_embedded_mode_serves_every_service_and_carries_the_event(tmp_path: Path
         for service in SERVICE_NAMES:
             assert httpx.get(f"{base}/{service}/docs", timeout=10).status_code == 200
             assert httpx.get(f"{base}/{service}/readyz", timeout=10).json()["status"] == "ready"
-        _create_and_follow(f"{base}/contacts", f"{base}/journeys")
+        # No CRM_BOOTSTRAP_API_KEY: `crm dev` made an admin key in the data folder and printed it.
+        key = (tmp_path / "var" / "bootstrap-api-key").read_text().strip()
+        assert httpx.get(f"{base}/contacts/v1/keys", timeout=10).status_code == 401
+        _create_and_follow(f"{base}/contacts", f"{base}/journeys", {"Authorization": f"Bearer {key}"})
     log = process.tail(200)
+    assert key in log
     assert f"{base}/contacts/docs" in log, "crm dev should print where the docs are"
     assert (tmp_path / "var" / "events.sqlite").exists()
     assert (tmp_path / "var" / "contacts.sqlite").exists()
@@ -94,12 +102,15 @@ def test_relay_and_consumers_as_separate_workers(
     env = distributed_env(postgres_url, kafka_bootstrap, tmp_path)
     env.update({"CRM_CONTACTS_RUN_RELAY": "false", "CRM_JOURNEYS_RUN_CONSUMERS": "false"})
     urls = launch(env, "contacts", "journeys")
-    created = httpx.post(f"{urls['contacts']}/v1/contacts", json={"email": "w@example.com"}, timeout=10)
+    created = httpx.post(
+        f"{urls['contacts']}/v1/contacts", json={"email": "w@example.com"}, headers=ADMIN_HEADERS, timeout=10
+    )
     contact_id = created.json()["id"]
     timeline_url = f"{urls['journeys']}/v1/contacts/{contact_id}/timeline"
 
     # The web processes say which workers they run: no relay on contacts, no consumer on journeys.
-    assert "contacts: workers running: contacts:bus-probe\n" in (tmp_path / "contacts.log").read_text()
+    contacts_workers = (tmp_path / "contacts.log").read_text()
+    assert "contacts: workers running: contacts:bus-probe, contacts:contacts.access\n" in contacts_workers
     journeys_workers = (tmp_path / "journeys.log").read_text()
     assert "journeys: workers running: journeys:bus-probe, journeys:relay\n" in journeys_workers
     assert asyncio.run(_outbox_rows(env["CRM_CONTACTS_DATABASE_URL"])) == 1, "nothing may have relayed it"
@@ -112,11 +123,11 @@ def test_relay_and_consumers_as_separate_workers(
         for worker in workers:
             worker.start(timeout_s=60)
         wait_until(
-            lambda: httpx.get(timeline_url, timeout=10).json()["items"],
+            lambda: httpx.get(timeline_url, headers=ADMIN_HEADERS, timeout=10).json()["items"],
             timeout_s=60,
             message="the workers did not carry the event to the timeline",
         )
     finally:
         for worker in workers:
             worker.stop()
-    assert len(httpx.get(timeline_url, timeout=10).json()["items"]) == 1
+    assert len(httpx.get(timeline_url, headers=ADMIN_HEADERS, timeout=10).json()["items"]) == 1

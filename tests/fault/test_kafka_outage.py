@@ -25,6 +25,7 @@ from services.journeys.timeline.handlers import TIMELINE_CONSUMER
 from shared.bus.kafka import KafkaBus
 from shared.db import Database, read_scope
 from shared.events import topics
+from shared.testing.apps import ADMIN_HEADERS
 from shared.testing.consumers import wait_until_caught_up
 from shared.testing.distributed import distributed_env
 from shared.testing.infra import REPOSITORY, KafkaBroker
@@ -56,7 +57,7 @@ class ContactWriter(threading.Thread):
         self.failures: list[str] = []
 
     def run(self) -> None:
-        with httpx.Client(timeout=30) as client:
+        with httpx.Client(timeout=30, headers=ADMIN_HEADERS) as client:
             n = 0
             while not self.stop_writing.is_set():
                 n += 1
@@ -71,7 +72,7 @@ class ContactWriter(threading.Thread):
 
 
 def _timeline_sizes(journeys_url: str, contact_ids: list[str]) -> dict[str, int]:
-    with httpx.Client(timeout=30) as client:
+    with httpx.Client(timeout=30, headers=ADMIN_HEADERS) as client:
         return {
             contact_id: len(client.get(f"{journeys_url}/v1/contacts/{contact_id}/timeline").json()["items"])
             for contact_id in contact_ids

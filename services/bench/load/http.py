@@ -11,6 +11,8 @@ import asyncio
 import time
 from urllib.parse import urlsplit
 
+from services.bench.servers import BENCH_API_KEY
+
 # uvicorn closes a keep-alive connection after 5 s without a request; one idle for longer than this is
 # not reused, so that no request is written into a connection the server is closing.
 MAX_IDLE_S = 2.0
@@ -31,6 +33,7 @@ class JsonPoster:
         self.port = parts.port or 80
         self._head = (
             f"POST {parts.path or '/'} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+            f"Authorization: Bearer {BENCH_API_KEY}\r\n"
             "Content-Type: application/json\r\nContent-Length: "
         ).encode()
         self._idle: list[tuple[Connection, float]] = []  # with the time each fell idle; latest last

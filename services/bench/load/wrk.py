@@ -10,21 +10,25 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from services.bench.servers import BENCH_API_KEY
+
 # wrk runs `request` for every request and `done` once at the end; `done` prints the figures as JSON
 # so nothing has to be parsed out of wrk's human-readable summary.
 _SCRIPT = """
 local prefix = "bench"
 local counter = 0
+local auth = ""
 
 function init(args)
   prefix = args[1] or prefix
+  auth = "Bearer " .. (args[2] or "")
 end
 
 function request()
   counter = counter + 1
   local body = string.format(
     '{"email":"%s-%d@example.com","first_name":"Ada","source":"bench"}', prefix, counter)
-  return wrk.format("POST", nil, {["Content-Type"] = "application/json"}, body)
+  return wrk.format("POST", nil, {["Content-Type"] = "application/json", ["Authorization"] = auth}, body)
 end
 
 function done(summary, latency, requests)
@@ -80,6 +84,7 @@ async def run_wrk(
             url,
             "--",
             email_prefix,
+            BENCH_API_KEY,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
         )

@@ -90,7 +90,8 @@ async def test_a_replayed_view_equals_the_live_one(
     try:
         await _damage(database)
         settings = DEFINITION.settings_class(database_url=database_url)
-        [runner] = ServiceRuntime(DEFINITION, settings=settings, bus=local_bus).consumer_runners()
+        runners = ServiceRuntime(DEFINITION, settings=settings, bus=local_bus).consumer_runners()
+        [runner] = [runner for runner in runners if runner.spec is TIMELINE_CONSUMER]
         progress: list[tuple[int, int]] = []
         total = await replay_consumer(runner, on_progress=lambda done, of: progress.append((done, of)))
         assert await _view(runner.database) == live

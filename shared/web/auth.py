@@ -1,0 +1,74 @@
+"""How a route says who may call it, and what an endpoint knows of its caller.
+
+Every route declares exactly one of:
+- `dependencies=[requires("contacts:read")]` (or a parameter `principal: Annotated[Principal,
+  requires("contacts:write")]` when the endpoint needs the caller), or
+- `dependencies=[PUBLIC]` for the few routes anyone may call (health, the click redirect, signed
+  postbacks).
+
+`create_service_app` refuses to start with a route that declares neither. The check itself runs in
+`shared.web.routing.ApiRoute`, before the body is read, so a caller without a key learns nothing else.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from shared.auth.principal import SCOPES, Principal
+from shared.web.problems import ProblemError
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="apiKey",
+    description="An API key, `Authorization: Bearer crm_…`. Create one with `crm keys create`.",
+)
+
+
+async def _authorized(
+    request: Request, _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Principal:
+    principal = getattr(request.state, "principal", None)
+    # ApiRoute has checked the key and the scope already; this only hands the caller over.
+    assert isinstance(principal, Principal), "route not built with shared.web.routing.api_router"
+    return principal
+
+
+def requires(scope: str) -> Any:
+    """The route needs a key holding `scope` (or `admin`); it answers 401 without a key, 403 without
+    the scope. Used as a dependency, it also yields the caller's `Principal`."""
+    if scope not in SCOPES:
+        raise ValueError(f"unknown scope {scope!r}; add it to shared.auth.principal.SCOPES")
+    return Security(_authorized, scopes=[scope])
+
+
+async def _public() -> None:
+    """Marks a route that needs no key."""
+
+
+PUBLIC: Any = Depends(_public)
+
+
+def is_authorization(call: object) -> bool:
+    return call is _authorized
+
+
+def is_public_marker(call: object) -> bool:
+    return call is _public
+
+
+async def _affiliate(principal: Annotated[Principal, Depends(_authorized)]) -> Principal:
+    if principal.affiliate_id is None:
+        raise ProblemError(
+            403,
+            "Forbidden",
+            slug="forbidden",
+            detail="This route answers for one affiliate; use a key created with --affiliate.",
+        )
+    return principal
+
+
+AffiliateDep = Annotated[Principal, Depends(_affiliate)]
+"""For `/v1/me/...` routes: the caller must be a key bound to an affiliate; its id scopes the data."""

@@ -1,0 +1,250 @@
+"""The edge every route passes through before its endpoint runs.
+
+`api_router()` builds routers whose routes are `ApiRoute`s. In order, an `ApiRoute`:
+1. checks the caller's API key and the route's scope (401, 403; see `shared.web.auth`);
+2. takes a token from the key's bucket for that scope (429 with `Retry-After`);
+3. for a route that takes a body, checks its content type (415; JSON unless the route says otherwise
+   with `openapi_extra={"x-content-types": [...]}`) and its size against the route's own limit (413;
+   `openapi_extra={"x-max-body-bytes": n}`); `CRM_MAX_BODY_BYTES` bounds every route before that
+   (`shared.web.limits`);
+4. runs a POST that carries `Idempotency-Key` at most once (see `shared.web.idempotency`).
+All of it happens before the body is parsed, so a caller without a key learns nothing of the route.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+
+from shared.auth.principal import Principal
+from shared.runtime import ServiceRuntime
+from shared.web.auth import is_authorization, is_public_marker
+from shared.web.idempotency import HEADER as IDEMPOTENCY_HEADER
+from shared.web.idempotency import checked_key, run_once
+from shared.web.limits import retry_after_header
+from shared.web.problems import PROBLEM_BASE, Problem, ProblemError, answer_for, problem_doc
+
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+_JSON_TYPES = ("application/json",)
+_WWW_AUTHENTICATE = 'Bearer realm="crm"'
+
+
+@dataclass(frozen=True)
+class Access:
+    public: bool
+    scopes: tuple[str, ...]
+
+
+def _access(dependant: Dependant) -> Access:
+    public = False
+    scopes: list[str] = []
+    pending = list(dependant.dependencies)
+    while pending:
+        dependency = pending.pop()
+        if is_public_marker(dependency.call):
+            public = True
+        elif is_authorization(dependency.call):
+            scopes.extend(dependency.own_oauth_scopes or ())
+        pending.extend(dependency.dependencies)
+    return Access(public=public, scopes=tuple(sorted(set(scopes))))
+
+
+def _documented_answers(methods: set[str], dependencies: Sequence[Any]) -> dict[int | str, dict[str, Any]]:
+    answers: dict[int | str, dict[str, Any]] = {}
+    if not any(is_public_marker(getattr(dependency, "dependency", None)) for dependency in dependencies):
+        answers[401] = problem_doc("No API key, or one that is unknown, revoked or expired.")
+        answers[403] = problem_doc("The key lacks the scope this route needs; `detail` names it.")
+        answers[429] = problem_doc("Over the key's rate for this scope; retry after `Retry-After` seconds.")
+    if methods & _BODY_METHODS:
+        answers[413] = problem_doc("The body is larger than this route takes.")
+        answers[415] = problem_doc("The body is not in a content type this route takes (JSON).")
+    if "POST" in methods:
+        answers[409] = problem_doc("A request with this Idempotency-Key is still running.")
+    return answers
+
+
+_IDEMPOTENCY_PARAMETER = {
+    "name": IDEMPOTENCY_HEADER,
+    "in": "header",
+    "required": False,
+    "description": (
+        "Any unique value (a UUID) to make a retry safe: a repeat returns the first answer, marked "
+        "`Idempotent-Replayed: true`. Kept for 24 hours by default."
+    ),
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
+}
+
+
+class ApiRoute(APIRoute):
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        methods = {method.upper() for method in kwargs.get("methods") or ()}
+        edge = _documented_answers(methods, kwargs.get("dependencies") or ())
+        kwargs["responses"] = {**edge, **(kwargs.get("responses") or {})}
+        if "POST" in methods and (kwargs.get("openapi_extra") or {}).get("x-idempotency", True) is not False:
+            extra = dict(kwargs.get("openapi_extra") or {})
+            extra["parameters"] = [*extra.get("parameters", []), _IDEMPOTENCY_PARAMETER]
+            kwargs["openapi_extra"] = extra
+        super().__init__(path, endpoint, **kwargs)
+
+    @cached_property
+    def access(self) -> Access:
+        return _access(self.dependant)
+
+    @cached_property
+    def idempotent(self) -> bool:
+        # A route opts out when its answer must not be kept, e.g. one that shows a secret once.
+        return (
+            "POST" in (self.methods or ())
+            and (self.openapi_extra or {}).get("x-idempotency", True) is not False
+        )
+
+    @cached_property
+    def max_body_bytes(self) -> int | None:
+        value = (self.openapi_extra or {}).get("x-max-body-bytes")
+        return int(value) if value is not None else None
+
+    @cached_property
+    def content_types(self) -> tuple[str, ...]:
+        return tuple((self.openapi_extra or {}).get("x-content-types", _JSON_TYPES))
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+
+        async def through_the_edge(request: Request) -> Response:
+            runtime = request.app.state.runtime
+            assert isinstance(runtime, ServiceRuntime)
+            principal = await self._authorize(request, runtime)
+            if self.body_field is not None and request.method in _BODY_METHODS:
+                await self._check_body(request)
+            key = request.headers.get(IDEMPOTENCY_HEADER)
+            if key is None or not self.idempotent or principal is None:
+                return await handle(request)
+            return await run_once(
+                runtime.idempotency,
+                request,
+                principal.key_id,
+                checked_key(key),
+                lambda: _answered(handle, request),
+            )
+
+        return through_the_edge
+
+    async def _authorize(self, request: Request, runtime: ServiceRuntime) -> Principal | None:
+        access = self.access
+        if access.public:
+            return None
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise ProblemError(
+                401,
+                "Unauthorized",
+                slug="unauthorized",
+                detail="Send an API key: `Authorization: Bearer crm_…`.",
+                headers={"WWW-Authenticate": _WWW_AUTHENTICATE},
+            )
+        principal = await runtime.keys.authenticate(token.strip())
+        if principal is None:
+            raise ProblemError(
+                401,
+                "Unauthorized",
+                slug="unauthorized",
+                detail="The API key is unknown, revoked or expired.",
+                headers={"WWW-Authenticate": f'{_WWW_AUTHENTICATE}, error="invalid_token"'},
+            )
+        for scope in access.scopes:
+            if not principal.allows(scope):
+                raise ProblemError(
+                    403,
+                    "Forbidden",
+                    slug="forbidden",
+                    detail=f"This route needs the scope {scope}, which the key does not have.",
+                    headers={"WWW-Authenticate": f'{_WWW_AUTHENTICATE}, error="insufficient_scope"'},
+                    required_scope=scope,
+                )
+        request.state.principal = principal
+        for scope in access.scopes:
+            wait = runtime.rate_limiter.take(principal.key_id, scope)
+            if wait:
+                raise ProblemError(
+                    429,
+                    "Too many requests",
+                    slug="rate-limited",
+                    detail=f"Over this key's rate for {scope}; retry in {retry_after_header(wait)} s.",
+                    headers={"Retry-After": retry_after_header(wait)},
+                )
+        return principal
+
+    async def _check_body(self, request: Request) -> None:
+        declared = request.headers.get("content-length", "")
+        if self.max_body_bytes is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            raise self._too_large()
+        body = await request.body()
+        if not body:
+            return  # the endpoint's validation names the missing body
+        media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+        if not any(
+            media_type == accepted or _is_json_suffix(media_type, accepted) for accepted in self.content_types
+        ):
+            raise ProblemError(
+                415,
+                "Unsupported media type",
+                slug="unsupported-media-type",
+                detail=f"Send the body as {' or '.join(self.content_types)}, not {media_type or 'untyped'}.",
+                headers={"Accept-Post": ", ".join(self.content_types)},
+            )
+        if self.max_body_bytes is not None and len(body) > self.max_body_bytes:
+            raise self._too_large()
+
+    def _too_large(self) -> ProblemError:
+        return ProblemError(
+            413,
+            "Request body too large",
+            slug="413",
+            detail=f"This route takes a body of at most {self.max_body_bytes} bytes.",
+        )
+
+
+def _is_json_suffix(media_type: str, accepted: str) -> bool:
+    # RFC 6839: application/merge-patch+json and the like are JSON too.
+    return (
+        accepted == "application/json"
+        and media_type.startswith("application/")
+        and media_type.endswith("+json")
+    )
+
+
+async def _answered(handle: Callable[[Request], Awaitable[Response]], request: Request) -> Response:
+    try:
+        return await handle(request)
+    except Exception as exc:
+        answer = await answer_for(request, exc)
+        if answer is None:
+            raise
+        return answer
+
+
+def api_router(**options: Any) -> APIRouter:
+    """An `APIRouter` whose routes pass through the edge; every service router is made with it."""
+    return APIRouter(route_class=ApiRoute, **options)
+
+
+def unguarded_routes(routes: Sequence[Any]) -> list[str]:
+    """Routes that would skip the edge, or that declare neither a scope nor PUBLIC."""
+    wrong = []
+    for route in routes:
+        if not isinstance(route, APIRoute):
+            continue  # Starlette's own: the docs pages and openapi.json
+        if not isinstance(route, ApiRoute):
+            wrong.append(f"{route.path}: not made with shared.web.routing.api_router()")
+        elif not route.access.public and not route.access.scopes:
+            wrong.append(f"{route.path}: declares neither requires(<scope>) nor PUBLIC")
+    return wrong
+
+
+__all__ = ["PROBLEM_BASE", "Access", "ApiRoute", "Problem", "api_router", "unguarded_routes"]
