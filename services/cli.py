@@ -369,14 +369,14 @@ def keys_create(
 @keys_app.command("list")
 def keys_list(service: KeysServiceOpt = "contacts") -> None:
     """Every key this service knows, without secrets."""
-    from shared.auth.keys import list_keys
+    from shared.auth.keys import every_key
     from shared.db import read_scope
 
     runtime = ServiceRuntime(_definition(service), platform=_platform())
 
     async def run() -> None:
         async with runtime.opened(), read_scope(runtime.database) as session:
-            for key in await list_keys(session, runtime.definition.access):
+            async for key in every_key(session, runtime.definition.access):
                 state = "revoked" if key.revoked_at else "active"
                 typer.echo(
                     f"{key.key_id}  {state:<7}  {','.join(key.scopes):<40}  {key.name or ''}"

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, Select, and_, or_
+from sqlalchemy import Column, ColumnElement, Row, Select, and_, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.types import TypeDecorator
@@ -78,7 +78,8 @@ def _decode_value(expected: type, encoded: Any) -> Any:
 class SortKey:
     """One column of a sort. The column must be NOT NULL: NULLs have no place in a keyset comparison."""
 
-    column: InstrumentedAttribute[Any]
+    column: InstrumentedAttribute[Any] | Column[Any]
+    """A mapped attribute, or a Core table's column (read with `fetch_row_page`)."""
     descending: bool = False
 
     @property
@@ -184,10 +185,25 @@ async def fetch_page(
     session: AsyncSession, statement: Select[T], keyset: Keyset, page: PageRequest
 ) -> Slice[T]:
     """Read the page `page` asks for from `statement` (a select of ORM rows with its own filters)."""
+    rows = list(await session.scalars(_ordered(statement, keyset, page)))
+    return _slice(rows, keyset, page)
+
+
+async def fetch_row_page(
+    session: AsyncSession, statement: Select[Any], keyset: Keyset, page: PageRequest
+) -> Slice[Row[Any]]:
+    """`fetch_page` for a select of a Core table: the page holds rows, not ORM objects."""
+    return _slice(list(await session.execute(_ordered(statement, keyset, page))), keyset, page)
+
+
+def _ordered(statement: Select[Any], keyset: Keyset, page: PageRequest) -> Select[Any]:
     if page.after is not None:
         statement = statement.where(keyset.after(page.after))
     # One row more than asked for: whether it exists says whether there is a next page.
-    rows = list(await session.scalars(statement.order_by(*keyset.order_by()).limit(page.limit + 1)))
+    return statement.order_by(*keyset.order_by()).limit(page.limit + 1)
+
+
+def _slice(rows: list[T], keyset: Keyset, page: PageRequest) -> Slice[T]:
     items = rows[: page.limit]
     more = len(rows) > page.limit
     return Slice(items, keyset.encode(keyset.position_of(items[-1])) if more and items else None)

@@ -6,7 +6,7 @@ transaction, so a key exists locally exactly when its announcement is on its way
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -23,6 +23,7 @@ from shared.errors import InvalidValue, NotFound
 from shared.events.base import Event
 from shared.events.envelope import Envelope
 from shared.outbox import Outbox
+from shared.pagination import Keyset, PageRequest, Slice, SortKey, fetch_row_page
 
 
 @dataclass(frozen=True)
@@ -117,10 +118,30 @@ async def get_key(session: AsyncSession, tables: AccessTables, key_id: str) -> A
     return ApiKey.from_row(row)
 
 
-async def list_keys(session: AsyncSession, tables: AccessTables) -> list[ApiKey]:
+def oldest_first(tables: AccessTables) -> Keyset:
+    return Keyset(SortKey(tables.api_keys.c.created_at), SortKey(tables.api_keys.c.key_id))
+
+
+async def list_keys(session: AsyncSession, tables: AccessTables, page: PageRequest) -> Slice[ApiKey]:
+    """Keys oldest first, a page at a time; the tombstones of keys this service never saw are left out."""
     table = tables.api_keys
-    rows = await session.execute(select(table).where(table.c.secret_hash != "").order_by(table.c.created_at))
-    return [ApiKey.from_row(row) for row in rows]
+    found = await fetch_row_page(
+        session, select(table).where(table.c.secret_hash != ""), oldest_first(tables), page
+    )
+    return Slice([ApiKey.from_row(row) for row in found.items], found.next_cursor)
+
+
+async def every_key(session: AsyncSession, tables: AccessTables) -> AsyncIterator[ApiKey]:
+    """All keys, oldest first, read a page at a time."""
+    keyset = oldest_first(tables)
+    page = PageRequest(limit=200)
+    while True:
+        found = await list_keys(session, tables, page)
+        for key in found.items:
+            yield key
+        if found.next_cursor is None:
+            return
+        page = PageRequest(limit=200, after=keyset.decode(found.next_cursor))
 
 
 async def _insert(session: AsyncSession, tables: AccessTables, event: ApiKeyCreated) -> None:

@@ -8,13 +8,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import Path, Request, Response, status
+from fastapi import Depends, Path, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.auth import keys
 from shared.auth.principal import ADMIN, SCOPES
+from shared.pagination import PageRequest
 from shared.web.auth import requires
-from shared.web.deps import ReadSessionDep, RuntimeDep, SessionDep
+from shared.web.deps import ReadSessionDep, RuntimeDep, SessionDep, get_runtime
+from shared.web.pagination import DEFAULT_LIMIT, Page, PageCursor, PageLimit, page_from, paginated
 from shared.web.problems import PROBLEM_RESPONSES, problem_doc
 from shared.web.routing import api_router
 
@@ -51,10 +53,6 @@ class KeyRead(BaseModel):
     revoked_at: datetime | None
 
 
-class KeyList(BaseModel):
-    items: list[KeyRead]
-
-
 class KeyCreated(KeyRead):
     key: str = Field(description="The key itself. It is shown this once and stored only as a hash.")
 
@@ -87,10 +85,23 @@ async def create_key(
     return KeyCreated(**KeyRead.model_validate(created.key).model_dump(), key=created.token)
 
 
-@router.get("", summary="List API keys", dependencies=[requires(ADMIN)])
-async def list_keys(session: ReadSessionDep, runtime: RuntimeDep) -> KeyList:
-    found = await keys.list_keys(session, runtime.definition.access)
-    return KeyList(items=[KeyRead.model_validate(key) for key in found])
+def _key_page(request: Request, limit: PageLimit = DEFAULT_LIMIT, cursor: PageCursor = None) -> PageRequest:
+    # The order is over this service's own table, so it is built per request, not at import.
+    return page_from(keys.oldest_first(get_runtime(request).definition.access), limit, cursor)
+
+
+@router.get(
+    "", summary="List API keys", description="Oldest first, cursor-paginated.", dependencies=[requires(ADMIN)]
+)
+async def list_keys(
+    request: Request,
+    response: Response,
+    session: ReadSessionDep,
+    runtime: RuntimeDep,
+    page: Annotated[PageRequest, Depends(_key_page)],
+) -> Page[KeyRead]:
+    found = await keys.list_keys(session, runtime.definition.access, page)
+    return paginated(request, response, found, KeyRead.model_validate)
 
 
 @router.get(

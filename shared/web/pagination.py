@@ -39,35 +39,30 @@ class Page(BaseModel, Generic[Item]):
     )
 
 
+PageLimit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"Items per page, 1 to {MAX_LIMIT}.")]
+PageCursor = Annotated[
+    str | None, Query(description="`next_cursor` of the previous page; leave out for the first page.")
+]
+
+
+def page_from(keyset: Keyset, limit: int, cursor: str | None) -> PageRequest:
+    """The page `limit` and `cursor` ask for, in `keyset`'s order; a bad cursor is a 422 on `cursor`."""
+    if cursor is None:
+        return PageRequest(limit=limit)
+    try:
+        return PageRequest(limit=limit, after=keyset.decode(cursor))
+    except InvalidCursor as exc:
+        # Answered like any other invalid query parameter: a 422 naming `cursor` in `query`.
+        raise RequestValidationError(
+            [{"type": "cursor_invalid", "loc": ("query", CURSOR_FIELD), "msg": exc.detail, "input": cursor}]
+        ) from exc
+
+
 def page_request(keyset: Keyset) -> Callable[[int, str | None], PageRequest]:
     """A dependency reading `limit` and `cursor` for a list sorted by `keyset`."""
 
-    def dependency(
-        limit: Annotated[
-            int,
-            Query(ge=1, le=MAX_LIMIT, description=f"Items per page, 1 to {MAX_LIMIT}."),
-        ] = DEFAULT_LIMIT,
-        cursor: Annotated[
-            str | None,
-            Query(description="`next_cursor` of the previous page; leave out for the first page."),
-        ] = None,
-    ) -> PageRequest:
-        if cursor is None:
-            return PageRequest(limit=limit)
-        try:
-            return PageRequest(limit=limit, after=keyset.decode(cursor))
-        except InvalidCursor as exc:
-            # Answered like any other invalid query parameter: a 422 naming `cursor` in `query`.
-            raise RequestValidationError(
-                [
-                    {
-                        "type": "cursor_invalid",
-                        "loc": ("query", CURSOR_FIELD),
-                        "msg": exc.detail,
-                        "input": cursor,
-                    }
-                ]
-            ) from exc
+    def dependency(limit: PageLimit = DEFAULT_LIMIT, cursor: PageCursor = None) -> PageRequest:
+        return page_from(keyset, limit, cursor)
 
     return dependency
 

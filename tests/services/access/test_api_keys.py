@@ -179,3 +179,45 @@ async def test_grants_are_checked(service: tuple[httpx.AsyncClient, ServiceRunti
     async with runtime.database.sessionmaker() as session:
         count = len((await session.execute(select(runtime.definition.access.api_keys))).all())
     assert count == 1, "a refused grant must write nothing"
+
+
+async def test_the_key_list_is_cursor_paginated(service: tuple[httpx.AsyncClient, ServiceRuntime]) -> None:
+    client, _ = service
+    made = [(await _create_key(client, scopes=["kpi:read"], name=f"k{n}"))["key_id"] for n in range(3)]
+    first = await client.get("/v1/keys", params={"limit": 2})
+    assert [key["key_id"] for key in first.json()["items"]] == made[:2]
+    link = first.headers["link"]
+    assert link.endswith('>; rel="next"')
+    second = await client.get(link[1 : link.index(">")])
+    assert [key["key_id"] for key in second.json()["items"]] == made[2:]
+    assert second.json()["next_cursor"] is None
+    assert "link" not in second.headers
+
+
+def test_crm_keys_create_list_and_revoke(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from services.cli import app
+
+    runner = CliRunner()
+    env = {"CRM_DATA_DIR": str(tmp_path), "CRM_BUS": "embedded"}
+    created = runner.invoke(
+        app, ["keys", "create", "--scope", "contacts:read", "--name", "cli", "--expires", "30d"], env=env
+    )
+    assert created.exit_code == 0, created.output
+    key_id, token = created.output.splitlines()[-1].split()
+    assert token.startswith(f"crm_{key_id}_")
+
+    listed = runner.invoke(app, ["keys", "list"], env=env)
+    assert key_id in listed.output
+    assert "active" in listed.output
+    assert token not in listed.output
+
+    refused = runner.invoke(app, ["keys", "create", "--scope", "contacts:everything"], env=env)
+    assert refused.exit_code == 2
+    assert "contacts:everything" in refused.output
+
+    assert runner.invoke(app, ["keys", "revoke", key_id], env=env).exit_code == 0
+    assert "revoked" in runner.invoke(app, ["keys", "list"], env=env).output
+    missing = runner.invoke(app, ["keys", "revoke", "0000000000000000"], env=env)
+    assert missing.exit_code == 2

@@ -23,7 +23,7 @@ from shared.bus.embedded import EmbeddedBus
 from shared.runtime import ServiceDefinition, ServiceRuntime
 from shared.settings import RateLimit
 from shared.testing.apps import service_client
-from shared.web.auth import requires
+from shared.web.auth import AffiliateDep, requires
 from shared.web.routing import api_router
 
 
@@ -66,6 +66,10 @@ def _definition(workshop: Workshop) -> ServiceDefinition:
     @router.get("/count", dependencies=[requires("kpi:read")])
     async def count() -> int:
         return len(workshop.made)
+
+    @router.get("/mine", dependencies=[requires("kpi:read")])
+    async def mine(principal: AffiliateDep) -> dict[str, str | None]:
+        return {"affiliate_id": principal.affiliate_id}
 
     @router.post("/small", dependencies=[requires("kpi:write")], openapi_extra={"x-max-body-bytes": 64})
     async def small(body: Thing) -> Thing:
@@ -248,3 +252,15 @@ async def test_bodies_too_large_or_not_json_are_refused_before_the_endpoint(
     )
     assert merge_patch.status_code == 201
     assert workshop.made == [1]
+
+
+async def test_a_key_bound_to_an_affiliate_is_a_principal_of_its_own(
+    api: tuple[httpx.AsyncClient, ServiceRuntime],
+) -> None:
+    client, _ = api
+    created = await client.post("/v1/keys", json={"scopes": ["kpi:read"], "affiliate_id": "aff-7"})
+    affiliate = {"Authorization": f"Bearer {created.json()['key']}"}
+    assert (await client.get("/v1/things/mine", headers=affiliate)).json() == {"affiliate_id": "aff-7"}
+    admin = await client.get("/v1/things/mine")
+    assert admin.status_code == 403
+    assert "affiliate" in admin.json()["detail"]

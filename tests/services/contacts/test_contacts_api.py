@@ -161,3 +161,16 @@ async def test_concurrent_creations_commit_together_and_one_email_wins(
     assert {r.json()["existing_id"] for r in responses[30:] if r.status_code == 409} == {winner}
     assert await _rows(runtime) == (31, 31)  # one event per contact created, none for a conflict
     assert commits < len(emails) / 2, f"{commits} commits for {len(emails)} concurrent requests"
+
+
+async def test_a_create_repeated_with_its_idempotency_key_makes_one_contact(
+    api: tuple[httpx.AsyncClient, ServiceRuntime],
+) -> None:
+    client, runtime = api
+    headers = {"Idempotency-Key": "create-ada-1"}
+    first = await client.post("/v1/contacts", json={"email": "ada@example.com"}, headers=headers)
+    again = await client.post("/v1/contacts", json={"email": "ada@example.com"}, headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert again.json() == first.json()
+    assert again.headers["idempotent-replayed"] == "true"
+    assert await _rows(runtime) == (1, 1)
