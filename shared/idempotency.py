@@ -15,7 +15,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from shared.db import Database, session_scope, utc_now
 
-ABANDONED_AFTER = timedelta(seconds=60)
+# Longer than any request takes, even one queued behind SQLite's writer; shorter than a client's patience.
+ABANDONED_AFTER = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,14 @@ class IdempotencyStore:
         return (self.table.c.principal == principal) & (self.table.c.idempotency_key == key)
 
     async def claim(self, principal: str, key: str, fingerprint: str) -> Claim:
+        for _attempt in range(3):
+            claim = await self._claim_once(principal, key, fingerprint)
+            if claim is not None:
+                return claim
+        # Claimed and released by others three times over while this one looked: call it running.
+        return Claim("running")
+
+    async def _claim_once(self, principal: str, key: str, fingerprint: str) -> Claim | None:
         now = utc_now()
         async with session_scope(self.database) as session:
             # Forget an expired record, or one whose request was abandoned mid-way.
@@ -63,7 +72,9 @@ class IdempotencyStore:
             )
             if inserted.rowcount == 1:  # type: ignore[attr-defined]
                 return Claim("claimed")
-            row = (await session.execute(select(self.table).where(self._where(principal, key)))).one()
+            row = (await session.execute(select(self.table).where(self._where(principal, key)))).one_or_none()
+        if row is None:
+            return None  # the holder released it between the insert and the read: try again
         if row.fingerprint != fingerprint:
             return Claim("mismatch")
         if row.completed_at is None:

@@ -149,6 +149,8 @@ class ServiceRuntime:
         self._stop = asyncio.Event()
         await self._probe_bus()
         self._spawn(self._watch_bus(self._stop), "bus-probe")
+        await self._prune_idempotency()
+        self._spawn(self._housekeeping(self._stop), "housekeeping")
         if self.settings.run_relay if relay is None else relay:
             self._spawn(self.relay().run(self._stop), "relay")
         if self.settings.run_consumers if consumers is None else consumers:
@@ -165,6 +167,22 @@ class ServiceRuntime:
         while not stop.is_set():
             await sleep_unless_stopped(stop, every_s)
             await self._probe_bus()
+
+    async def _prune_idempotency(self) -> None:
+        try:
+            pruned = await self.idempotency.prune()
+        except Exception as exc:  # a database outage only delays the clean-up
+            log.warning("%s: pruning idempotency records failed: %r", self.name, exc)
+            return
+        if pruned:
+            log.info("%s: %d expired idempotency records deleted", self.name, pruned)
+
+    async def _housekeeping(self, stop: asyncio.Event, *, every_s: float = 600.0) -> None:
+        """Delete expired idempotency records: at start-up, then every ten minutes."""
+        while not stop.is_set():
+            await sleep_unless_stopped(stop, every_s)
+            if not stop.is_set():
+                await self._prune_idempotency()
 
     def _spawn(self, work: Coroutine[Any, Any, None], label: str) -> None:
         task = asyncio.create_task(work, name=f"{self.name}:{label}")

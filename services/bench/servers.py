@@ -33,6 +33,7 @@ def crm_command() -> str:
 
 # Every request the benchmark sends carries this key, so the numbers include checking it.
 BENCH_API_KEY = "crm-bench-admin-key"
+BENCH_AUTHORIZATION = {"Authorization": f"Bearer {BENCH_API_KEY}"}
 _AUTH_SETTINGS = {
     "CRM_BOOTSTRAP_API_KEY": BENCH_API_KEY,
     # One key sends the whole load: measure the service, not its rate limit.

@@ -15,7 +15,7 @@ from sqlalchemy import Row, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.auth.events import ApiKeyCreated, ApiKeyRevoked
-from shared.auth.principal import ADMIN, SCOPES, issue_token
+from shared.auth.principal import AFFILIATE_SCOPES, SCOPES, issue_token
 from shared.auth.tables import AccessTables
 from shared.consumer import Handler
 from shared.db import utc_now
@@ -67,8 +67,12 @@ def check_grant(scopes: Sequence[str], affiliate_id: str | None, expires_at: dat
     unknown = sorted(set(scopes) - set(SCOPES))
     if unknown:
         raise InvalidValue("scopes", f"Unknown scope {', '.join(unknown)}; known: {', '.join(SCOPES)}.")
-    if affiliate_id is not None and ADMIN in scopes:
-        raise InvalidValue("scopes", "A key bound to an affiliate cannot be an admin key.")
+    if affiliate_id is not None and not set(scopes) <= AFFILIATE_SCOPES:
+        beyond = ", ".join(sorted(set(scopes) - AFFILIATE_SCOPES))
+        raise InvalidValue(
+            "scopes",
+            f"A key bound to an affiliate may hold only {', '.join(sorted(AFFILIATE_SCOPES))}, not {beyond}.",
+        )
     if expires_at is not None and expires_at <= utc_now():
         raise InvalidValue("expires_at", "The expiry must be in the future.")
 

@@ -24,6 +24,9 @@ SCOPES: Final[dict[str, str]] = {
     "kpi:write": "Set KPI targets.",
 }
 
+AFFILIATE_SCOPES: Final = frozenset({"referrals:read", "referrals:postback"})
+"""All a key bound to an affiliate may hold: it reads its own referral data and posts conversions."""
+
 TOKEN_PREFIX: Final = "crm_"
 """Every key starts with this, so that secret scanners and people recognise one in a log or a repo."""
 

@@ -73,8 +73,14 @@ class KeyStore:
             and (row.expires_at is None or row.expires_at > now)
         ):
             principal = Principal(key_id=key_id, scopes=frozenset(row.scopes), affiliate_id=row.affiliate_id)
-        if len(self._cache) > 10_000:  # unknown ids could otherwise grow it without bound
-            self._cache.clear()
+        if len(self._cache) > 10_000:
+            # Made-up key ids could otherwise grow it without bound; forget those first, so a flood of
+            # bad keys does not push the good ones out.
+            self._cache = {
+                known: entry for known, entry in self._cache.items() if entry.principal is not None
+            }
+            if len(self._cache) > 10_000:
+                self._cache.clear()
         entry = _Entry(
             secret_hash=row.secret_hash if row is not None else "",
             principal=principal,

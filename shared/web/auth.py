@@ -31,8 +31,10 @@ async def _authorized(
     request: Request, _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Principal:
     principal = getattr(request.state, "principal", None)
-    # ApiRoute has checked the key and the scope already; this only hands the caller over.
-    assert isinstance(principal, Principal), "route not built with shared.web.routing.api_router"
+    # ApiRoute has checked the key and the scope already; this only hands the caller over. Without one
+    # (a route the edge took for public), refuse rather than run without a caller.
+    if not isinstance(principal, Principal):
+        raise ProblemError(401, "Unauthorized", slug="unauthorized", detail="This route needs an API key.")
     return principal
 
 

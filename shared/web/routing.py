@@ -14,6 +14,7 @@ All of it happens before the body is parsed, so a caller without a key learns no
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -64,9 +65,13 @@ def _documented_answers(methods: set[str], dependencies: Sequence[Any]) -> dict[
     if methods & _BODY_METHODS:
         answers[413] = problem_doc("The body is larger than this route takes.")
         answers[415] = problem_doc("The body is not in a content type this route takes (JSON).")
-    if "POST" in methods:
-        answers[409] = problem_doc("A request with this Idempotency-Key is still running.")
     return answers
+
+
+_IDEMPOTENCY_ANSWERS: dict[int | str, dict[str, Any]] = {
+    409: problem_doc("A request with this Idempotency-Key is still running; retry after `Retry-After`."),
+    422: problem_doc("Invalid input, or an Idempotency-Key used before with another request."),
+}
 
 
 _IDEMPOTENCY_PARAMETER = {
@@ -87,6 +92,7 @@ class ApiRoute(APIRoute):
         edge = _documented_answers(methods, kwargs.get("dependencies") or ())
         kwargs["responses"] = {**edge, **(kwargs.get("responses") or {})}
         if "POST" in methods and (kwargs.get("openapi_extra") or {}).get("x-idempotency", True) is not False:
+            kwargs["responses"] = {**_IDEMPOTENCY_ANSWERS, **kwargs["responses"]}
             extra = dict(kwargs.get("openapi_extra") or {})
             extra["parameters"] = [*extra.get("parameters", []), _IDEMPOTENCY_PARAMETER]
             kwargs["openapi_extra"] = extra
@@ -219,14 +225,29 @@ def _is_json_suffix(media_type: str, accepted: str) -> bool:
     )
 
 
+# Where FastAPI keeps the exit stack of `scope="function"` dependencies (the session that commits).
+_FUNCTION_STACK = "fastapi_function_astack"
+
+
 async def _answered(handle: Callable[[Request], Awaitable[Response]], request: Request) -> Response:
+    """The endpoint's answer, with its dependencies closed: its transaction committed (or, on an error,
+    rolled back) before the answer is kept. FastAPI would close them only after this handler returns,
+    too late: the answer would be kept for a write that then fails, and on SQLite keeping it would wait
+    for the write lock the request still holds."""
+    outer = request.scope.get(_FUNCTION_STACK)
     try:
-        return await handle(request)
+        async with AsyncExitStack() as dependencies:
+            request.scope[_FUNCTION_STACK] = dependencies
+            response = await handle(request)
     except Exception as exc:
+        # Raised through the dependencies, so the session rolled back; now answer as the handlers do.
         answer = await answer_for(request, exc)
         if answer is None:
             raise
         return answer
+    finally:
+        request.scope[_FUNCTION_STACK] = outer
+    return response
 
 
 def api_router(**options: Any) -> APIRouter:
@@ -244,6 +265,8 @@ def unguarded_routes(routes: Sequence[Any]) -> list[str]:
             wrong.append(f"{route.path}: not made with shared.web.routing.api_router()")
         elif not route.access.public and not route.access.scopes:
             wrong.append(f"{route.path}: declares neither requires(<scope>) nor PUBLIC")
+        elif route.access.public and route.access.scopes:
+            wrong.append(f"{route.path}: declares both PUBLIC and requires(<scope>)")
     return wrong
 
 

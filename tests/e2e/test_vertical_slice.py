@@ -110,9 +110,15 @@ def test_relay_and_consumers_as_separate_workers(
 
     # The web processes say which workers they run: no relay on contacts, no consumer on journeys.
     contacts_workers = (tmp_path / "contacts.log").read_text()
-    assert "contacts: workers running: contacts:bus-probe, contacts:contacts.access\n" in contacts_workers
+    assert (
+        "contacts: workers running: contacts:bus-probe, contacts:housekeeping, contacts:contacts.access\n"
+        in contacts_workers
+    )
     journeys_workers = (tmp_path / "journeys.log").read_text()
-    assert "journeys: workers running: journeys:bus-probe, journeys:relay\n" in journeys_workers
+    assert (
+        "journeys: workers running: journeys:bus-probe, journeys:housekeeping, journeys:relay\n"
+        in journeys_workers
+    )
     assert asyncio.run(_outbox_rows(env["CRM_CONTACTS_DATABASE_URL"])) == 1, "nothing may have relayed it"
 
     workers = [

@@ -23,6 +23,7 @@ from services.bench.load.open_loop import OpenLoopResult, run_open_loop
 from services.bench.model import Figure, Target
 from services.bench.scenarios.base import ModeContext, Scenario
 from services.bench.scenarios.create_contact import MAX_RPS_FACT
+from services.bench.servers import BENCH_AUTHORIZATION
 from services.bench.stats import summary_ms
 from services.bench.trace import published_at_ms
 from services.journeys.timeline.models import TimelineEntry
@@ -135,7 +136,7 @@ async def _measure_product(ctx: ModeContext, rate: float, count: int) -> Measure
     trace_group = f"bench.trace.{uuid.uuid4().hex[:8]}"
     http_ms: list[float] = []
     async with ctx.serving(NAME, product.servers):
-        async with httpx.AsyncClient(timeout=30) as client:
+        async with httpx.AsyncClient(timeout=30, headers=BENCH_AUTHORIZATION) as client:
             with ctx.steps.step(f"{NAME}: first contact through to the timeline"):
                 await _first_event_through(client, product)
         await ctx.deployment.start_at_end(trace_group, [CONTACTS_TOPIC])

@@ -169,8 +169,10 @@ async def test_grants_are_checked(service: tuple[httpx.AsyncClient, ServiceRunti
     assert unknown.status_code == 422
     assert unknown.json()["errors"][0]["field"] == "scopes"
     assert "contacts:delete-all" in unknown.json()["detail"]
-    affiliate_admin = await client.post("/v1/keys", json={"scopes": [ADMIN], "affiliate_id": "aff-1"})
-    assert affiliate_admin.status_code == 422
+    for scopes in ([ADMIN], ["referrals:read", "contacts:read"], ["referrals:write"]):
+        widened = await client.post("/v1/keys", json={"scopes": scopes, "affiliate_id": "aff-1"})
+        assert widened.status_code == 422, scopes
+        assert "affiliate" in widened.json()["detail"]
     past = await client.post("/v1/keys", json={"scopes": ["kpi:read"], "expires_at": "2000-01-01T00:00:00Z"})
     assert past.status_code == 422
     assert past.json()["errors"][0]["field"] == "expires_at"
@@ -221,3 +223,30 @@ def test_crm_keys_create_list_and_revoke(tmp_path: Path) -> None:
     assert "revoked" in runner.invoke(app, ["keys", "list"], env=env).output
     missing = runner.invoke(app, ["keys", "revoke", "0000000000000000"], env=env)
     assert missing.exit_code == 2
+
+
+def test_a_route_cannot_be_public_and_need_a_scope() -> None:
+    from fastapi import FastAPI
+
+    from shared.web.auth import PUBLIC, requires
+    from shared.web.routing import api_router, unguarded_routes
+
+    router = api_router()
+
+    @router.get("/both", dependencies=[PUBLIC, requires("kpi:read")])
+    async def both() -> None: ...
+
+    @router.get("/neither")
+    async def neither() -> None: ...
+
+    plain = FastAPI().router
+
+    @plain.get("/plain")
+    async def unguarded() -> None: ...
+
+    problems = unguarded_routes([*router.routes, *plain.routes])
+    assert problems == [
+        "/both: declares both PUBLIC and requires(<scope>)",
+        "/neither: declares neither requires(<scope>) nor PUBLIC",
+        "/plain: not made with shared.web.routing.api_router()",
+    ]

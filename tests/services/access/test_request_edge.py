@@ -19,11 +19,14 @@ from pydantic import BaseModel
 from sqlalchemy import func, select, update
 
 from services.kpi.app import DEFINITION
+from shared.auth.keys import create_key
 from shared.bus.embedded import EmbeddedBus
+from shared.errors import AlreadyExists
 from shared.runtime import ServiceDefinition, ServiceRuntime
 from shared.settings import RateLimit
 from shared.testing.apps import service_client
 from shared.web.auth import AffiliateDep, requires
+from shared.web.deps import RuntimeDep, SessionDep
 from shared.web.routing import api_router
 
 
@@ -67,7 +70,17 @@ def _definition(workshop: Workshop) -> ServiceDefinition:
     async def count() -> int:
         return len(workshop.made)
 
-    @router.get("/mine", dependencies=[requires("kpi:read")])
+    @router.post("/keys", status_code=status.HTTP_201_CREATED, dependencies=[requires("kpi:write")])
+    async def make_key(body: Thing, session: SessionDep, runtime: RuntimeDep) -> Thing:
+        """Writes through the session dependency, as most endpoints do; a name of `taken` writes a row
+        and then fails, so the row must be rolled back."""
+        definition = runtime.definition
+        await create_key(session, definition.access, definition.event_outbox, scopes=["kpi:read"])
+        if body.name == "taken":
+            raise AlreadyExists("That name is taken.", existing_id="k-0")
+        return body
+
+    @router.get("/mine", dependencies=[requires("referrals:read")])
     async def mine(principal: AffiliateDep) -> dict[str, str | None]:
         return {"affiliate_id": principal.affiliate_id}
 
@@ -258,9 +271,61 @@ async def test_a_key_bound_to_an_affiliate_is_a_principal_of_its_own(
     api: tuple[httpx.AsyncClient, ServiceRuntime],
 ) -> None:
     client, _ = api
-    created = await client.post("/v1/keys", json={"scopes": ["kpi:read"], "affiliate_id": "aff-7"})
+    created = await client.post("/v1/keys", json={"scopes": ["referrals:read"], "affiliate_id": "aff-7"})
     affiliate = {"Authorization": f"Bearer {created.json()['key']}"}
     assert (await client.get("/v1/things/mine", headers=affiliate)).json() == {"affiliate_id": "aff-7"}
     admin = await client.get("/v1/things/mine")
     assert admin.status_code == 403
     assert "affiliate" in admin.json()["detail"]
+
+
+async def _key_rows(runtime: ServiceRuntime) -> int:
+    async with runtime.database.sessionmaker() as session:
+        table = runtime.definition.access.api_keys
+        return int(await session.scalar(select(func.count()).select_from(table)) or 0)
+
+
+async def test_an_idempotent_post_commits_before_its_answer_is_kept(
+    api: tuple[httpx.AsyncClient, ServiceRuntime],
+) -> None:
+    client, runtime = api
+    # On SQLite, keeping the answer while the request's transaction is open would wait for ever.
+    first = await asyncio.wait_for(
+        client.post("/v1/things/keys", json={"name": "ok"}, headers=_key("s-1")), timeout=10
+    )
+    again = await client.post("/v1/things/keys", json={"name": "ok"}, headers=_key("s-1"))
+    assert (first.status_code, again.headers["idempotent-replayed"]) == (201, "true")
+    assert await _key_rows(runtime) == 1
+
+
+async def test_an_idempotent_post_that_fails_writes_nothing_and_replays_its_failure(
+    api: tuple[httpx.AsyncClient, ServiceRuntime],
+) -> None:
+    client, runtime = api
+    refused = await client.post("/v1/things/keys", json={"name": "taken"}, headers=_key("f-1"))
+    assert refused.status_code == 409
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert await _key_rows(runtime) == 0, "the failed request's write must roll back"
+    again = await client.post("/v1/things/keys", json={"name": "taken"}, headers=_key("f-1"))
+    assert (again.status_code, again.headers["idempotent-replayed"]) == (409, "true")
+    assert again.json()["detail"] == refused.json()["detail"]
+    assert await _key_rows(runtime) == 0
+
+
+async def test_expired_idempotency_records_are_deleted_when_a_service_starts(
+    workshop: Workshop, database_url: str, local_bus: EmbeddedBus, tmp_path: Path
+) -> None:
+    definition = _definition(workshop)
+    async with service_client(definition, database_url=database_url, bus=local_bus, data_dir=tmp_path) as (
+        client,
+        runtime,
+    ):
+        await client.post("/v1/things", json={"name": "chair"}, headers=_key("k-1"))
+        async with runtime.database.sessionmaker() as session, session.begin():
+            table = runtime.definition.access.idempotency
+            await session.execute(update(table).values(expires_at=datetime.now(UTC) - timedelta(seconds=1)))
+    async with service_client(definition, database_url=database_url, bus=local_bus, data_dir=tmp_path) as (
+        _client,
+        runtime,
+    ):
+        assert await _records(runtime) == 0
