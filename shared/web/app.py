@@ -21,6 +21,7 @@ from shared.web.problems import (
     install_problem_handlers,
     problem_doc,
     problem_response,
+    with_problem_schemas,
 )
 from shared.web.request_id import RequestIdMiddleware
 from shared.web.routing import api_router, unguarded_routes
@@ -92,6 +93,14 @@ def create_service_app(definition: ServiceDefinition, runtime: ServiceRuntime | 
     app.add_middleware(BodyLimitMiddleware, max_bytes=live.platform.max_body_bytes)
     app.add_middleware(MetricsMiddleware, service=definition.name)
     app.add_middleware(RequestIdMiddleware)
+    default_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = with_problem_schemas(default_openapi())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     routers = [_operations_router(live), contract_router(definition), keys_router, *definition.routers]
     if wrong := unguarded_routes([route for router in routers for route in router.routes]):
         raise TypeError(f"{definition.name}: every route must pass through the edge: " + "; ".join(wrong))

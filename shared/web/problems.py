@@ -179,10 +179,19 @@ def install_problem_handlers(app: FastAPI) -> None:
 
 
 def problem_doc(description: str) -> dict[str, Any]:
-    """An OpenAPI `responses` entry for an answer in problem+json."""
-    # `model` registers the Problem schema; the content entry says it comes as problem+json.
+    """An OpenAPI `responses` entry for an answer in problem+json, and only in that: no `model`, which
+    would list `application/json` too. `with_problem_schemas` puts the schema it refers to in place."""
     schema = {"$ref": "#/components/schemas/Problem"}
-    return {"model": Problem, "description": description, "content": {PROBLEM_JSON: {"schema": schema}}}
+    return {"description": description, "content": {PROBLEM_JSON: {"schema": schema}}}
+
+
+def with_problem_schemas(document: dict[str, Any]) -> dict[str, Any]:
+    """Add `Problem` (and `FieldProblem`) to an OpenAPI document's component schemas."""
+    schema = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    schemas.update(schema.pop("$defs", {}))
+    schemas["Problem"] = schema
+    return document
 
 
 # Every endpoint with input answers bad input the same way; list this in its `responses`.

@@ -57,7 +57,8 @@ def _access(dependant: Dependant) -> Access:
 
 
 def _documented_answers(methods: set[str], dependencies: Sequence[Any]) -> dict[int | str, dict[str, Any]]:
-    answers: dict[int | str, dict[str, Any]] = {}
+    # FastAPI would document its own JSON 422 for any route with parameters; ours are problem documents.
+    answers: dict[int | str, dict[str, Any]] = {422: problem_doc("Invalid input; `errors` names each field.")}
     if not any(is_public_marker(getattr(dependency, "dependency", None)) for dependency in dependencies):
         answers[401] = problem_doc("No API key, or one that is unknown, revoked or expired.")
         answers[403] = problem_doc("The key lacks the scope this route needs; `detail` names it.")

@@ -250,3 +250,18 @@ def test_a_route_cannot_be_public_and_need_a_scope() -> None:
         "/neither: declares neither requires(<scope>) nor PUBLIC",
         "/plain: not made with shared.web.routing.api_router()",
     ]
+
+
+async def test_every_documented_error_is_a_problem_document(
+    service: tuple[httpx.AsyncClient, ServiceRuntime],
+) -> None:
+    client, _ = service
+    document = (await client.get("/openapi.json")).json()
+    wrong = [
+        f"{method.upper()} {path} {status}"
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
+        for status, answer in operation["responses"].items()
+        if status[0] in "45" and list(answer.get("content", {})) != ["application/problem+json"]
+    ]
+    assert wrong == []
