@@ -7,16 +7,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from pydantic import SecretStr
 
 from services.contacts.app import DEFINITION
-from services.embedded import create_embedded_app
 from shared.bus.embedded import EmbeddedBus
 from shared.runtime import ServiceDefinition
-from shared.settings import PlatformSettings
-from shared.testing.apps import ADMIN_HEADERS, TEST_BOOTSTRAP_KEY, service_client
+from shared.testing.apps import service_client
 from shared.web.auth import PUBLIC
 from shared.web.routing import api_router
+from tests.services.support import embedded_client
 
 
 @pytest.fixture
@@ -64,14 +62,7 @@ async def test_a_crash_is_a_500_problem_that_carries_the_request_id(
 
 
 async def test_location_after_a_create_in_embedded_mode_leads_to_the_contact(tmp_path: Path) -> None:
-    app = create_embedded_app(
-        PlatformSettings(data_dir=tmp_path, bootstrap_api_key=SecretStr(TEST_BOOTSTRAP_KEY))
-    )
-    transport = httpx.ASGITransport(app=app)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url="http://testserver", headers=ADMIN_HEADERS) as client,
-    ):
+    async with embedded_client(tmp_path) as client:
         created = await client.post("/contacts/v1/contacts", json={"email": "loc@example.com"})
         assert created.status_code == 201, created.text
         location = created.headers["location"]

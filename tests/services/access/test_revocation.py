@@ -6,26 +6,14 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import httpx
-from pydantic import SecretStr
-
-from services.embedded import create_embedded_app
-from shared.settings import PlatformSettings
 from shared.testing.access import KeyProbe
-from shared.testing.apps import ADMIN_HEADERS, TEST_BOOTSTRAP_KEY
+from tests.services.support import embedded_client
 
 
 async def test_a_key_revoked_through_one_service_is_refused_by_every_other_within_a_second(
     tmp_path: Path,
 ) -> None:
-    app = create_embedded_app(
-        PlatformSettings(data_dir=tmp_path, bootstrap_api_key=SecretStr(TEST_BOOTSTRAP_KEY))
-    )
-    transport = httpx.ASGITransport(app=app)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url="http://testserver", headers=ADMIN_HEADERS) as client,
-    ):
+    async with embedded_client(tmp_path) as client:
         bases = {name: f"/{name}" for name in ("contacts", "journeys", "referrals", "kpi")}
         probe = KeyProbe(client, bases)
         key_id, token = await probe.create(through="contacts")
