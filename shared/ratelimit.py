@@ -31,6 +31,13 @@ class RateLimiter:
 
     def take(self, key_id: str, scope: str) -> float:
         """Take a token; 0 when the request may go ahead, else the seconds until one is available."""
+        wait = self.wait(key_id, scope)
+        if not wait:
+            self._buckets[(key_id, scope)].tokens -= 1
+        return wait
+
+    def wait(self, key_id: str, scope: str) -> float:
+        """Seconds until the bucket holds a token (0: it holds one now); takes nothing."""
         limit = self.limit_for(scope)
         now = time.monotonic()
         bucket = self._buckets.get((key_id, scope))
@@ -40,7 +47,4 @@ class RateLimiter:
             bucket = self._buckets[(key_id, scope)] = _Bucket(tokens=limit.burst, updated=now)
         bucket.tokens = min(limit.burst, bucket.tokens + (now - bucket.updated) * limit.per_second)
         bucket.updated = now
-        if bucket.tokens >= 1:
-            bucket.tokens -= 1
-            return 0.0
-        return (1 - bucket.tokens) / limit.per_second
+        return 0.0 if bucket.tokens >= 1 else (1 - bucket.tokens) / limit.per_second

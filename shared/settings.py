@@ -22,6 +22,9 @@ class ConfigurationError(RuntimeError):
     """A setting is missing or wrong; the message names the environment variable."""
 
 
+UNAUTHENTICATED = "unauthenticated"
+
+
 class RateLimit(BaseModel):
     """A token bucket: `per_second` tokens flow in, up to `burst` are kept; a request takes one."""
 
@@ -29,7 +32,11 @@ class RateLimit(BaseModel):
     burst: int = Field(ge=1)
 
 
-DEFAULT_RATE_LIMITS = {"default": RateLimit(per_second=100, burst=200)}
+# `unauthenticated` is the bucket of one client address for keys that fail: each costs a lookup.
+DEFAULT_RATE_LIMITS = {
+    "default": RateLimit(per_second=100, burst=200),
+    UNAUTHENTICATED: RateLimit(per_second=5, burst=20),
+}
 
 
 class PlatformSettings(BaseSettings):
@@ -69,7 +76,8 @@ class PlatformSettings(BaseSettings):
         default_factory=lambda: dict(DEFAULT_RATE_LIMITS),
         description=(
             'Token bucket per API key and scope, as JSON: {"default": {"per_second": 100, "burst": 200}, '
-            '"referrals:postback": {...}}. A scope not listed uses "default".'
+            '"referrals:postback": {...}}. A scope not listed uses "default"; "unauthenticated" limits '
+            "the failed keys one client address may present (5/s, burst 20)."
         ),
     )
     idempotency_ttl_hours: float = Field(

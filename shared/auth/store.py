@@ -42,20 +42,34 @@ class KeyStore:
         self._cache_seconds = cache_seconds
         self._cache: dict[str, _Entry] = {}
 
-    async def authenticate(self, token: str) -> Principal | None:
-        """The principal a key acts as, or None for an unknown, revoked or expired key."""
+    def known(self, token: str) -> Principal | None:
+        """The principal of a key answered without a lookup: the bootstrap key, or a valid key whose
+        answer is still fresh in the cache. None says nothing: call `authenticate`."""
         presented = hash_token(token)
         if self._bootstrap_hash is not None and same_hash(presented, self._bootstrap_hash):
             return Principal(key_id=BOOTSTRAP_KEY_ID, scopes=frozenset({ADMIN}))
+        entry = self._fresh(key_id_of(token))
+        if entry is None or entry.principal is None or not same_hash(presented, entry.secret_hash):
+            return None
+        return entry.principal
+
+    async def authenticate(self, token: str) -> Principal | None:
+        """The principal a key acts as, or None for an unknown, revoked or expired key."""
+        if (principal := self.known(token)) is not None:
+            return principal
         key_id = key_id_of(token)
         if key_id is None:
             return None
-        entry = self._cache.get(key_id)
-        if entry is None or time.monotonic() - entry.fetched_at > self._cache_seconds:
-            entry = await self._load(key_id)
-        if entry.principal is None or not same_hash(presented, entry.secret_hash):
+        entry = self._fresh(key_id) or await self._load(key_id)
+        if entry.principal is None or not same_hash(hash_token(token), entry.secret_hash):
             return None
         return entry.principal
+
+    def _fresh(self, key_id: str | None) -> _Entry | None:
+        entry = self._cache.get(key_id) if key_id is not None else None
+        if entry is None or time.monotonic() - entry.fetched_at > self._cache_seconds:
+            return None
+        return entry
 
     def forget(self, key_id: str) -> None:
         """Drop a cached answer, e.g. right after this process revoked the key."""

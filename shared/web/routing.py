@@ -25,6 +25,7 @@ from fastapi.routing import APIRoute
 
 from shared.auth.principal import Principal
 from shared.runtime import ServiceRuntime
+from shared.settings import UNAUTHENTICATED
 from shared.web.auth import is_authorization, is_public_marker
 from shared.web.idempotency import HEADER as IDEMPOTENCY_HEADER
 from shared.web.idempotency import checked_key, run_once
@@ -155,8 +156,16 @@ class ApiRoute(APIRoute):
                 detail="Send an API key: `Authorization: Bearer crm_…`.",
                 headers={"WWW-Authenticate": _WWW_AUTHENTICATE},
             )
-        principal = await runtime.keys.authenticate(token.strip())
+        principal = runtime.keys.known(token.strip())
+        client = request.client.host if request.client else "unknown"
         if principal is None:
+            # A key that costs a lookup. An address that keeps presenting bad keys is slowed down
+            # before each of them does; keys answered from the cache are not held up.
+            if wait := runtime.rate_limiter.wait(client, UNAUTHENTICATED):
+                raise _too_many(wait, "Too many requests with bad API keys from this address")
+            principal = await runtime.keys.authenticate(token.strip())
+        if principal is None:
+            runtime.rate_limiter.take(client, UNAUTHENTICATED)
             raise ProblemError(
                 401,
                 "Unauthorized",
@@ -176,15 +185,8 @@ class ApiRoute(APIRoute):
                 )
         request.state.principal = principal
         for scope in access.scopes:
-            wait = runtime.rate_limiter.take(principal.key_id, scope)
-            if wait:
-                raise ProblemError(
-                    429,
-                    "Too many requests",
-                    slug="rate-limited",
-                    detail=f"Over this key's rate for {scope}; retry in {retry_after_header(wait)} s.",
-                    headers={"Retry-After": retry_after_header(wait)},
-                )
+            if wait := runtime.rate_limiter.take(principal.key_id, scope):
+                raise _too_many(wait, f"Over this key's rate for {scope}")
         return principal
 
     async def _check_body(self, request: Request) -> None:
@@ -215,6 +217,17 @@ class ApiRoute(APIRoute):
             slug="413",
             detail=f"This route takes a body of at most {self.max_body_bytes} bytes.",
         )
+
+
+def _too_many(wait: float, reason: str) -> ProblemError:
+    retry_after = retry_after_header(wait)
+    return ProblemError(
+        429,
+        "Too many requests",
+        slug="rate-limited",
+        detail=f"{reason}; retry in {retry_after} s.",
+        headers={"Retry-After": retry_after},
+    )
 
 
 def _is_json_suffix(media_type: str, accepted: str) -> bool:

@@ -329,3 +329,16 @@ async def test_expired_idempotency_records_are_deleted_when_a_service_starts(
         runtime,
     ):
         assert await _records(runtime) == 0
+
+
+async def test_an_address_presenting_bad_keys_is_slowed_down_and_good_keys_are_not(
+    api: tuple[httpx.AsyncClient, ServiceRuntime],
+) -> None:
+    client, _ = api
+    bad = {"Authorization": "Bearer crm_0123456789abcdef_not-a-secret"}
+    answers = [(await client.get("/v1/things/count", headers=bad)).status_code for _ in range(21)]
+    assert answers == [401] * 20 + [429]  # the default burst for bad keys is 20 per address
+    refused = await client.get("/v1/things/count", headers=bad)
+    assert refused.headers["retry-after"] == "1"
+    assert "bad API keys" in refused.json()["detail"]
+    assert (await client.get("/v1/keys")).status_code == 200  # the admin key needs no lookup
