@@ -46,22 +46,26 @@ class KeyStore:
         """The principal of a key answered without a lookup: the bootstrap key, or a valid key whose
         answer is still fresh in the cache. None says nothing: call `authenticate`."""
         presented = hash_token(token)
-        if self._bootstrap_hash is not None and same_hash(presented, self._bootstrap_hash):
-            return Principal(key_id=BOOTSTRAP_KEY_ID, scopes=frozenset({ADMIN}))
-        entry = self._fresh(key_id_of(token))
-        if entry is None or entry.principal is None or not same_hash(presented, entry.secret_hash):
-            return None
-        return entry.principal
+        return self._bootstrap(presented) or self._matching(presented, self._fresh(key_id_of(token)))
 
     async def authenticate(self, token: str) -> Principal | None:
         """The principal a key acts as, or None for an unknown, revoked or expired key."""
-        if (principal := self.known(token)) is not None:
-            return principal
+        presented = hash_token(token)
+        if (bootstrap := self._bootstrap(presented)) is not None:
+            return bootstrap
         key_id = key_id_of(token)
         if key_id is None:
             return None
-        entry = self._fresh(key_id) or await self._load(key_id)
-        if entry.principal is None or not same_hash(hash_token(token), entry.secret_hash):
+        return self._matching(presented, self._fresh(key_id) or await self._load(key_id))
+
+    def _bootstrap(self, presented: str) -> Principal | None:
+        if self._bootstrap_hash is not None and same_hash(presented, self._bootstrap_hash):
+            return Principal(key_id=BOOTSTRAP_KEY_ID, scopes=frozenset({ADMIN}))
+        return None
+
+    @staticmethod
+    def _matching(presented: str, entry: _Entry | None) -> Principal | None:
+        if entry is None or entry.principal is None or not same_hash(presented, entry.secret_hash):
             return None
         return entry.principal
 

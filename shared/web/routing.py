@@ -30,7 +30,7 @@ from shared.web.auth import is_authorization, is_public_marker
 from shared.web.idempotency import HEADER as IDEMPOTENCY_HEADER
 from shared.web.idempotency import checked_key, run_once
 from shared.web.limits import retry_after_header
-from shared.web.problems import PROBLEM_BASE, Problem, ProblemError, answer_for, problem_doc
+from shared.web.problems import PROBLEM_RESPONSES, ProblemError, answer_for, problem_doc
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _JSON_TYPES = ("application/json",)
@@ -59,7 +59,7 @@ def _access(dependant: Dependant) -> Access:
 
 def _documented_answers(methods: set[str], dependencies: Sequence[Any]) -> dict[int | str, dict[str, Any]]:
     # FastAPI would document its own JSON 422 for any route with parameters; ours are problem documents.
-    answers: dict[int | str, dict[str, Any]] = {422: problem_doc("Invalid input; `errors` names each field.")}
+    answers: dict[int | str, dict[str, Any]] = dict(PROBLEM_RESPONSES)
     if not any(is_public_marker(getattr(dependency, "dependency", None)) for dependency in dependencies):
         answers[401] = problem_doc("No API key, or one that is unknown, revoked or expired.")
         answers[403] = problem_doc("The key lacks the scope this route needs; `detail` names it.")
@@ -282,6 +282,3 @@ def unguarded_routes(routes: Sequence[Any]) -> list[str]:
         elif route.access.public and route.access.scopes:
             wrong.append(f"{route.path}: declares both PUBLIC and requires(<scope>)")
     return wrong
-
-
-__all__ = ["PROBLEM_BASE", "Access", "ApiRoute", "Problem", "api_router", "unguarded_routes"]

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from fastapi import Response, status
 from pydantic import BaseModel
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, func, select, update
 
 from services.kpi.app import DEFINITION
 from shared.auth.keys import create_key
@@ -116,10 +116,17 @@ def _key(value: str) -> dict[str, str]:
     return {"Idempotency-Key": value}
 
 
-async def _records(runtime: ServiceRuntime) -> int:
+async def _count(runtime: ServiceRuntime, table: Table) -> int:
     async with runtime.database.sessionmaker() as session:
-        table = runtime.definition.access.idempotency
         return int(await session.scalar(select(func.count()).select_from(table)) or 0)
+
+
+async def _records(runtime: ServiceRuntime) -> int:
+    return await _count(runtime, runtime.definition.access.idempotency)
+
+
+async def _key_rows(runtime: ServiceRuntime) -> int:
+    return await _count(runtime, runtime.definition.access.api_keys)
 
 
 async def test_a_repeat_gets_the_first_answer_marked_as_a_replay(
@@ -277,12 +284,6 @@ async def test_a_key_bound_to_an_affiliate_is_a_principal_of_its_own(
     admin = await client.get("/v1/things/mine")
     assert admin.status_code == 403
     assert "affiliate" in admin.json()["detail"]
-
-
-async def _key_rows(runtime: ServiceRuntime) -> int:
-    async with runtime.database.sessionmaker() as session:
-        table = runtime.definition.access.api_keys
-        return int(await session.scalar(select(func.count()).select_from(table)) or 0)
 
 
 async def test_an_idempotent_post_commits_before_its_answer_is_kept(
