@@ -24,10 +24,10 @@ import json
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Column, ColumnElement, Row, Select, and_, or_
+from sqlalchemy import Column, ColumnElement, Label, Row, Select, and_, false, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.types import TypeDecorator
@@ -50,20 +50,26 @@ class InvalidCursor(InvalidValue):
 # bool is left out on purpose: it is an int to Python, and a sort on it needs no cursor of its own.
 _CODECS: dict[type, tuple[str, Callable[[Any], Any], Callable[[Any], Any]]] = {
     datetime: ("dt", datetime.isoformat, datetime.fromisoformat),
+    date: ("date", date.isoformat, date.fromisoformat),
+    float: ("float", float, float),
     uuid.UUID: ("uuid", str, uuid.UUID),
     str: ("str", str, str),
     int: ("int", int, int),
 }
 
 
-def _decode_value(expected: type, encoded: Any) -> Any:
+def _decode_value(expected: type, encoded: Any, *, nullable: bool = False) -> Any:
+    if nullable and encoded == [_NULL, None]:
+        return None
     tag, _write, read = _CODECS[expected]
     if not (isinstance(encoded, list) and len(encoded) == 2 and encoded[0] == tag):
         raise InvalidCursor("a value is not of its sort key's type")
     raw = encoded[1]
     if expected is int and not (isinstance(raw, int) and not isinstance(raw, bool)):
         raise InvalidCursor("a value is not of its sort key's type")
-    if expected is not int and not isinstance(raw, str):
+    if expected is float and not (isinstance(raw, int | float) and not isinstance(raw, bool)):
+        raise InvalidCursor("a value is not of its sort key's type")
+    if expected not in (int, float) and not isinstance(raw, str):
         raise InvalidCursor("a value is not of its sort key's type")
     try:
         value = read(raw)
@@ -74,13 +80,19 @@ def _decode_value(expected: type, encoded: Any) -> Any:
     return value
 
 
+_NULL = "null"
+
+
 @dataclass(frozen=True)
 class SortKey:
-    """One column of a sort. The column must be NOT NULL: NULLs have no place in a keyset comparison."""
+    """One column of a sort. A NOT NULL column, unless `nullable` says it may hold NULLs: then they
+    come last in either direction, and the comparison spells out where they stand."""
 
-    column: InstrumentedAttribute[Any] | Column[Any]
-    """A mapped attribute, or a Core table's column (read with `fetch_row_page`)."""
+    column: InstrumentedAttribute[Any] | Column[Any] | Label[Any]
+    """A mapped attribute, a Core table's column, or a labelled expression selected beside the row
+    (the last two read with `fetch_row_page`, which hands back rows with the label as an attribute)."""
     descending: bool = False
+    nullable: bool = False
 
     @property
     def name(self) -> str:
@@ -95,8 +107,17 @@ class SortKey:
         return column_type.python_type
 
     def after(self, value: Any) -> ColumnElement[bool]:
+        if value is None:  # nothing comes after NULL, which sorts last
+            return false()
         comparison: ColumnElement[bool] = self.column < value if self.descending else self.column > value
-        return comparison
+        return or_(comparison, self.column.is_(None)) if self.nullable else comparison
+
+    def tie(self, value: Any) -> ColumnElement[bool]:
+        return self.column.is_(None) if value is None else self.column == value
+
+    def ordering(self) -> ColumnElement[Any]:
+        ordered = self.column.desc() if self.descending else self.column.asc()
+        return ordered.nulls_last() if self.nullable else ordered
 
 
 class Keyset:
@@ -107,19 +128,19 @@ class Keyset:
             raise ValueError("a keyset needs at least one sort key")
         for key in keys:
             column = key.column.expression
-            if getattr(column, "nullable", True):
-                raise ValueError(f"sort key {key.name} must be a NOT NULL column")
+            if not key.nullable and getattr(column, "nullable", True):
+                raise ValueError(f"sort key {key.name} must be a NOT NULL column, or marked nullable")
             if key.python_type not in _CODECS:
                 raise ValueError(f"sort key {key.name} has a type cursors cannot carry: {key.python_type}")
         last = keys[-1].column.expression
-        if not (getattr(last, "primary_key", False) or getattr(last, "unique", False)):
+        if keys[-1].nullable or not (getattr(last, "primary_key", False) or getattr(last, "unique", False)):
             raise ValueError(f"the last sort key ({keys[-1].name}) must be unique, so the order is total")
         self.keys = keys
         self.name = ",".join(key.name for key in keys)
         """How the sort is written in its cursors, e.g. `-created_at,-id`."""
 
     def order_by(self) -> list[ColumnElement[Any]]:
-        return [key.column.desc() if key.descending else key.column.asc() for key in self.keys]
+        return [key.ordering() for key in self.keys]
 
     def after(self, position: Sequence[Any]) -> ColumnElement[bool]:
         """Rows strictly after `position` in this order.
@@ -130,9 +151,7 @@ class Keyset:
         """
         alternatives = []
         for index, key in enumerate(self.keys):
-            ties = [
-                earlier.column == value for earlier, value in zip(self.keys[:index], position, strict=False)
-            ]
+            ties = [earlier.tie(value) for earlier, value in zip(self.keys[:index], position, strict=False)]
             alternatives.append(and_(*ties, key.after(position[index])))
         return or_(*alternatives)
 
@@ -142,6 +161,9 @@ class Keyset:
     def encode(self, position: Sequence[Any]) -> str:
         values = []
         for key, value in zip(self.keys, position, strict=True):
+            if value is None:
+                values.append([_NULL, None])
+                continue
             tag, write, _read = _CODECS[key.python_type]
             values.append([tag, write(value)])
         document = json.dumps({"sort": self.name, "after": values}, separators=(",", ":"))
@@ -161,7 +183,8 @@ class Keyset:
         if not isinstance(values, list) or len(values) != len(self.keys):
             raise InvalidCursor("it does not hold one value per sort key")
         return tuple(
-            _decode_value(key.python_type, value) for key, value in zip(self.keys, values, strict=True)
+            _decode_value(key.python_type, value, nullable=key.nullable)
+            for key, value in zip(self.keys, values, strict=True)
         )
 
 

@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from services.contacts.contacts.endpoints import router as contacts_router
 from services.contacts.db import Base, tables
+from services.contacts.properties.endpoints import router as properties_router
 from services.contacts.settings import ContactsSettings
 from shared.runtime import ServiceDefinition, ServiceRuntime
 from shared.web.app import create_service_app
@@ -20,7 +21,7 @@ DEFINITION = ServiceDefinition(
     outbox=tables.outbox_tables,
     consumer_tables=tables.consumer_tables,
     access=tables.access,
-    routers=[contacts_router],
+    routers=[contacts_router, properties_router],
 )
 
 

@@ -6,14 +6,15 @@ Event data carries ids, not PII: consumers that need a person's details ask the 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Literal
+from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from shared.auth.events import ApiKeyCreated, ApiKeyRevoked
 from shared.events import topics
-from shared.events.base import Event
+from shared.events.base import Event, Payload, Upcaster
 from shared.events.registry import EventRegistry
 
 
@@ -27,6 +28,10 @@ class ContactCreated(Event):
     contact_id: uuid.UUID
     lifecycle_stage: str
     source: str | None = None
+    # Added later, without a new version: older readers ignore them, older records lack them.
+    owner: str | None = None
+    region: str | None = None
+    country: str | None = Field(None, description="ISO 3166-1 alpha-2.")
     created_at: datetime
 
     @property
@@ -43,22 +48,40 @@ class FieldChange(BaseModel):
     new: str | None
 
 
+class ValueChange(BaseModel):
+    """A field's value before and after an update, as JSON (a custom property may be a number or a list)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    old: JsonValue
+    new: JsonValue
+
+
+def _string_changes_are_json(payload: Payload) -> Payload:
+    # v1 carried strings only, and a string is a JSON value: v1 data is valid v2 data.
+    return payload
+
+
 class ContactUpdated(Event):
     """Fields of a contact were changed; emitted only when at least one value changed.
 
-    `changed_fields` names every field that changed. `changes` carries old and new values only for
-    fields that are not personal data (`lifecycle_stage`, `source`): names and phone numbers are PII,
-    and the log keeps every event for ever, where an erasure could not reach them. A consumer that
-    needs a person's current details asks the contacts service, which erasure does reach.
+    `changed_fields` names every field that changed (custom properties as `properties.<key>`). `changes`
+    carries old and new values only for fields that are not personal data: `lifecycle_stage`, `source`,
+    `owner`, `region`, `country`, `tags`, and custom properties defined with `personal_data: false`.
+    Names, emails and phone numbers are PII, and the log keeps every event for ever, where an erasure
+    could not reach them. A consumer that needs a person's current details asks the contacts service.
+
+    v2: values are any JSON (v1: strings only).
     """
 
     topic = topics.CONTACTS.name
     type: Literal["crm.contact.updated"] = "crm.contact.updated"
-    schema_version: Literal[1] = 1
+    schema_version: Literal[2] = 2
+    upcasters: ClassVar[Mapping[int, Upcaster]] = {1: _string_changes_are_json}
 
     contact_id: uuid.UUID
     changed_fields: list[str] = Field(description="Every field that changed, personal ones included, sorted.")
-    changes: dict[str, FieldChange] = Field(
+    changes: dict[str, ValueChange] = Field(
         description="Old and new values of the changed fields that are not personal data."
     )
     updated_at: datetime
@@ -68,4 +91,25 @@ class ContactUpdated(Event):
         return str(self.contact_id)
 
 
-REGISTRY = EventRegistry([ApiKeyCreated, ApiKeyRevoked, ContactCreated, ContactUpdated])
+class ContactLifecycleChanged(Event):
+    """A contact moved to another lifecycle stage (also on creation, from none). The reason given stays
+    in the contacts service, since free text may name people."""
+
+    topic = topics.CONTACTS.name
+    type: Literal["crm.contact.lifecycle_changed"] = "crm.contact.lifecycle_changed"
+    schema_version: Literal[1] = 1
+
+    contact_id: uuid.UUID
+    from_stage: str | None = Field(description="Null when the contact was just created.")
+    to_stage: str
+    actor: str = Field(description="The API key id, or the consumer, that made the change.")
+    changed_at: datetime
+
+    @property
+    def key(self) -> str:
+        return str(self.contact_id)
+
+
+REGISTRY = EventRegistry(
+    [ApiKeyCreated, ApiKeyRevoked, ContactCreated, ContactUpdated, ContactLifecycleChanged]
+)

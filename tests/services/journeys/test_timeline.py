@@ -13,7 +13,7 @@ from services.journeys.app import DEFINITION
 from services.journeys.timeline.handlers import TIMELINE_CONSUMER
 from shared.bus.embedded import EmbeddedBus
 from shared.events import topics
-from shared.events.catalog import ContactCreated, ContactUpdated, FieldChange
+from shared.events.catalog import ContactCreated, ContactUpdated, ValueChange
 from shared.events.envelope import to_message
 from shared.testing.apps import service_client
 from shared.testing.consumers import wait_until_caught_up
@@ -79,7 +79,7 @@ async def test_the_timeline_pages_oldest_first_and_records_updates(
     updated = ContactUpdated(
         contact_id=contact_id,
         changed_fields=["first_name", "lifecycle_stage"],
-        changes={"lifecycle_stage": FieldChange(old="lead", new="customer")},
+        changes={"lifecycle_stage": ValueChange(old="lead", new="customer")},
         updated_at=start,
     )
     # Seven events, three of them at one instant, so a page boundary falls inside a tie.
