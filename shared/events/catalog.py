@@ -18,17 +18,22 @@ from shared.events.base import Event, Payload, Upcaster
 from shared.events.registry import EventRegistry
 
 
+def _no_owner_region_or_country(payload: Payload) -> Payload:
+    return {**payload, "owner": None, "region": None, "country": None}
+
+
 class ContactCreated(Event):
     """A contact was created in the contacts service."""
 
     topic = topics.CONTACTS.name
     type: Literal["crm.contact.created"] = "crm.contact.created"
-    schema_version: Literal[1] = 1
+    schema_version: Literal[2] = 2
+    upcasters: ClassVar[Mapping[int, Upcaster]] = {1: _no_owner_region_or_country}
 
     contact_id: uuid.UUID
     lifecycle_stage: str
     source: str | None = None
-    # Added later, without a new version: older readers ignore them, older records lack them.
+    # v2: who owns the contact and where it is, for per-owner and per-region KPIs (not personal data).
     owner: str | None = None
     region: str | None = None
     country: str | None = Field(None, description="ISO 3166-1 alpha-2.")

@@ -141,7 +141,13 @@ class ContactFields(BaseModel):
     def _lower_emails(cls, value: list[str] | None) -> list[str] | None:
         return list(dict.fromkeys(email.lower() for email in value)) if value is not None else None
 
-    @field_validator("tags", "anonymous_ids", "external_ids")
+    @field_validator("tags")
+    @classmethod
+    def _tag_set(cls, value: list[str] | None) -> list[str] | None:
+        # A set, kept sorted: the order it was given in carries no meaning.
+        return sorted(set(value)) if value is not None else None
+
+    @field_validator("anonymous_ids", "external_ids")
     @classmethod
     def _unique(cls, value: list[Any] | None) -> list[Any] | None:
         return list(dict.fromkeys(value)) if value is not None else None

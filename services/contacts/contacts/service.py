@@ -658,13 +658,16 @@ async def upsert_contacts(
                 )
                 continue
             target = next(iter(matched), None)
-            if identities & taken or (target is not None and target in targeted):
-                later.append((index, values))
-                continue
+            waits = bool(identities & taken) or (target is not None and target in targeted)
+            # A record that waits still holds its identities and contact for this round: a later
+            # record sharing one must not overtake it.
             taken |= identities
             if target is not None:
                 targeted.add(target)
-            this_round.append((index, values, target))
+            if waits:
+                later.append((index, values))
+            else:
+                this_round.append((index, values, target))
         pending = later
 
         creations = [(index, values) for index, values, target in this_round if target is None]
