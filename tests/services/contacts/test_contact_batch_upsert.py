@@ -84,7 +84,8 @@ async def test_each_record_gets_its_own_result_and_a_bad_one_fails_only_itself(a
     ]
     assert (body["created"], body["updated"], body["unchanged"], body["failed"]) == (1, 1, 1, 5)
     results = body["results"]
-    assert results[0]["id"] == ada["id"] and results[1]["id"] == grace["id"]
+    assert results[0]["id"] == ada["id"]
+    assert results[1]["id"] == grace["id"]
     assert [results[i]["error"]["field"] for i in (3, 4, 5, 7)] == [
         "email",
         "properties.score",
@@ -114,7 +115,8 @@ async def test_records_sharing_an_identity_apply_in_order(api: Api) -> None:
         {"emails": ["ada@example.com"], "external_ids": [{"system": "shop", "id": "7"}]},
         {"external_ids": [{"system": "shop", "id": "7"}], "last_name": "Lovelace"},
     )
-    assert [result["status"] for result in body["results"]] == ["created", "updated", "updated", "updated"], body
+    statuses = [result["status"] for result in body["results"]]
+    assert statuses == ["created", "updated", "updated", "updated"], body
     assert len({result["id"] for result in body["results"]}) == 1
     ada = (await client.get(f"/v1/contacts/{body['results'][0]['id']}")).json()
     assert (ada["first_name"], ada["last_name"], ada["properties"]) == ("Ada", "Lovelace", {"score": 2})
