@@ -4,6 +4,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from services.contacts.consents.endpoints import router as consents_router
 from services.contacts.contacts.endpoints import router as contacts_router
 from services.contacts.db import Base, tables
 from services.contacts.properties.endpoints import router as properties_router
@@ -21,7 +22,7 @@ DEFINITION = ServiceDefinition(
     outbox=tables.outbox_tables,
     consumer_tables=tables.consumer_tables,
     access=tables.access,
-    routers=[contacts_router, properties_router],
+    routers=[contacts_router, consents_router, properties_router],
 )
 
 

@@ -115,6 +115,35 @@ class ContactLifecycleChanged(Event):
         return str(self.contact_id)
 
 
+class ContactConsentChanged(Event):
+    """A contact's consent to a purpose, or subscription to a mailing list, changed status. The proof
+    stays in the contacts service (it may hold an address or a signature)."""
+
+    topic = topics.CONTACTS.name
+    type: Literal["crm.contact.consent_changed"] = "crm.contact.consent_changed"
+    schema_version: Literal[1] = 1
+
+    contact_id: uuid.UUID
+    kind: Literal["consent", "subscription"]
+    purpose: str | None = Field(None, description="For a consent: the purpose, e.g. `email_marketing`.")
+    list_key: str | None = Field(None, description="For a subscription: the mailing list's key.")
+    status: str = Field(description="`granted` or `withdrawn`; `subscribed` or `unsubscribed`.")
+    source: str = Field(description="Where it was given, e.g. `signup_form`.")
+    marketing_allowed: bool = Field(description="Whether marketing may reach the contact after the change.")
+    changed_at: datetime
+
+    @property
+    def key(self) -> str:
+        return str(self.contact_id)
+
+
 REGISTRY = EventRegistry(
-    [ApiKeyCreated, ApiKeyRevoked, ContactCreated, ContactUpdated, ContactLifecycleChanged]
+    [
+        ApiKeyCreated,
+        ApiKeyRevoked,
+        ContactCreated,
+        ContactUpdated,
+        ContactLifecycleChanged,
+        ContactConsentChanged,
+    ]
 )

@@ -52,7 +52,12 @@ CONTACTS: Final = TopicDefinition(
     name="crm.contacts",
     description="People and companies: created, updated, merged, erased; consent and lifecycle changes.",
     key="contact id",
-    event_types=("crm.contact.created", "crm.contact.updated", "crm.contact.lifecycle_changed"),
+    event_types=(
+        "crm.contact.created",
+        "crm.contact.updated",
+        "crm.contact.lifecycle_changed",
+        "crm.contact.consent_changed",
+    ),
     producers=("contacts",),
 )
 DEALS: Final = TopicDefinition(

@@ -4,6 +4,7 @@ from typing import Annotated
 from fastapi import Depends, Query, Request, Response, status
 from pydantic import Field
 
+from services.contacts.consents.service import marketing_allowed
 from services.contacts.contacts import service
 from services.contacts.contacts.repository import HISTORY_NEWEST_FIRST, NEWEST_FIRST, TRANSITIONS_OLDEST_FIRST
 from services.contacts.contacts.schemas import (
@@ -44,6 +45,9 @@ def read_model(details: service.ContactDetails) -> ContactRead:
             "external_ids": details.external_ids,
             "anonymous_ids": details.anonymous_ids,
             "properties": contact.properties,
+            "marketing_allowed": marketing_allowed(contact),
+            "consents": contact.consents,
+            "subscriptions": contact.subscriptions,
             "visits": contact.visits,
             "purchases": contact.purchases,
             "revenue_minor": contact.revenue_minor,

@@ -62,6 +62,12 @@ class Contact(Base):
     properties: Mapped[dict[str, Any]] = mapped_column(
         JSONDocument, default=dict, server_default=text("'{}'")
     )
+    # The latest consent per purpose and subscription per list, {key: {status, changed_at, source}};
+    # every statement is a `ConsentRecord`.
+    consents: Mapped[dict[str, Any]] = mapped_column(JSONDocument, default=dict, server_default=text("'{}'"))
+    subscriptions: Mapped[dict[str, Any]] = mapped_column(
+        JSONDocument, default=dict, server_default=text("'{}'")
+    )
     # Fed from the stream (visits from journeys, purchases and revenue from referrals).
     visits: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     purchases: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))

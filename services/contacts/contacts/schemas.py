@@ -288,6 +288,12 @@ class ContactRead(BaseModel):
     external_ids: list[ExternalId]
     anonymous_ids: list[str]
     properties: dict[str, Any]
+    marketing_allowed: bool = Field(
+        description="Whether marketing may reach this person: email marketing granted, processing not "
+        "withdrawn (see `/v1/contacts/{id}/consents`)."
+    )
+    consents: dict[str, Any] = Field(description="The latest status per purpose, with time and source.")
+    subscriptions: dict[str, Any] = Field(description="The latest status per mailing list.")
     visits: int = Field(description="Web visits, counted from the touchpoint stream.")
     purchases: int = Field(description="Purchases, counted from the conversion stream.")
     revenue_minor: int = Field(description="Revenue from those purchases, in minor units.")
