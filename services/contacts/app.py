@@ -8,6 +8,7 @@ from services.contacts.consents.endpoints import router as consents_router
 from services.contacts.contacts.endpoints import router as contacts_router
 from services.contacts.db import Base, tables
 from services.contacts.properties.endpoints import router as properties_router
+from services.contacts.segments.endpoints import router as segments_router
 from services.contacts.settings import ContactsSettings
 from shared.runtime import ServiceDefinition, ServiceRuntime
 from shared.web.app import create_service_app
@@ -22,7 +23,7 @@ DEFINITION = ServiceDefinition(
     outbox=tables.outbox_tables,
     consumer_tables=tables.consumer_tables,
     access=tables.access,
-    routers=[contacts_router, consents_router, properties_router],
+    routers=[contacts_router, consents_router, properties_router, segments_router],
 )
 
 

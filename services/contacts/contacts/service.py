@@ -38,7 +38,7 @@ from services.contacts.properties.repository import PropertyRepository
 from services.contacts.properties.schemas import ObjectType
 from services.contacts.properties.service import CheckedValue, check_values
 from services.contacts.search.compiler import FilterCompiler
-from services.contacts.search.schemas import SearchRequest
+from services.contacts.search.schemas import Filter, SearchRequest
 from shared.batch import Outcome, RecordError, RecordResult, error_of
 from shared.db import utc_now
 from shared.errors import AlreadyExists, DomainError, InvalidValue, NotFound, StaleVersion
@@ -721,3 +721,10 @@ async def search_contacts(session: AsyncSession, request: SearchRequest) -> Sear
     found = await repository.search_page(statement, keyset, page)
     total = await repository.count(condition) if request.with_total else None
     return SearchResult(Slice([ContactDetails.loaded(c) for c in found.items], found.next_cursor), total)
+
+
+async def count_contacts(session: AsyncSession, node: Filter | None) -> int:
+    """How many contacts `node` matches; checks the filter like a search does."""
+    definitions = await PropertyRepository(session).of_type(ObjectType.CONTACT)
+    condition = FilterCompiler(CONTACT_FIELDS, definitions).where(node)
+    return await ContactRepository(session).count(condition)

@@ -17,7 +17,14 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 
 from shared.web.pagination import DEFAULT_LIMIT, MAX_LIMIT
 
@@ -70,6 +77,12 @@ class Filter(BaseModel):
         if forms[2] and (self.field is None or self.op is None):
             raise ValueError("a condition needs both `field` and `op`")
         return self
+
+    @model_serializer(mode="wrap")
+    def _without_unused_keys(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # A condition has no `and`, a group no `field`: written back as it is written.
+        written: dict[str, Any] = handler(self)
+        return {key: value for key, value in written.items() if value is not None}
 
     @property
     def children(self) -> list[Filter]:

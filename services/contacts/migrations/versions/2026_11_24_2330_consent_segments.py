@@ -1,4 +1,4 @@
-"""contacts: consent per purpose and mailing-list subscriptions, with every statement kept
+"""contacts: consent per purpose and mailing-list subscriptions, with every statement kept; segments
 
 Revision ID: contacts_0007
 Revises: contacts_0005
@@ -46,7 +46,19 @@ def upgrade() -> None:
     )
 
 
+    op.create_table(
+        "segment",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("filter", JSON_DOCUMENT, nullable=False),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("updated_at", UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_segment")),
+    )
+
+
 def downgrade() -> None:
+    op.drop_table("segment")
     op.drop_table("consent_record")
     with op.batch_alter_table("contact") as batch:
         batch.drop_column("subscriptions")
