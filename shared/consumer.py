@@ -123,7 +123,8 @@ def stage_insert(session: AsyncSession, table: Table, row: dict[str, Any]) -> No
     session.info.setdefault(_STAGED_ROWS, {}).setdefault(table, []).append(row)
 
 
-async def _insert_staged(session: AsyncSession) -> None:
+async def insert_staged(session: AsyncSession) -> None:
+    """Insert the rows staged so far now: a handler that deletes or reads them must call this first."""
     staged: dict[Table, list[dict[str, Any]]] = session.info.pop(_STAGED_ROWS, {})
     for table, rows in staged.items():
         await session.execute(insert(table), rows)
@@ -326,7 +327,7 @@ class ConsumerRunner:
                 seen.add(envelope.id)
                 applied.append(envelope)
                 outcomes.append("applied")
-            await _insert_staged(session)
+            await insert_staged(session)
             if applied:
                 now = utc_now()
                 await session.execute(

@@ -30,6 +30,17 @@ class NotFound(DomainError):
         self.identifier = identifier
 
 
+class Gone(DomainError):
+    """The thing existed and was removed for good (an erased contact): a 410, not a 404."""
+
+    title = "Gone"
+
+    def __init__(self, what: str, identifier: object, detail: str) -> None:
+        super().__init__(detail)
+        self.title = f"{what} gone"
+        self.identifier = identifier
+
+
 class AlreadyExists(DomainError):
     """A unique value is taken; `existing_id` names the holder so the caller can use it instead."""
 

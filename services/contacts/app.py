@@ -7,6 +7,8 @@ from fastapi import FastAPI
 from services.contacts.consents.endpoints import router as consents_router
 from services.contacts.contacts.endpoints import router as contacts_router
 from services.contacts.db import Base, tables
+from services.contacts.erasure.endpoints import router as erasure_router
+from services.contacts.erasure.handlers import ERASURE_CONSUMER
 from services.contacts.properties.endpoints import router as properties_router
 from services.contacts.segments.endpoints import router as segments_router
 from services.contacts.settings import ContactsSettings
@@ -23,7 +25,8 @@ DEFINITION = ServiceDefinition(
     outbox=tables.outbox_tables,
     consumer_tables=tables.consumer_tables,
     access=tables.access,
-    routers=[contacts_router, consents_router, properties_router, segments_router],
+    routers=[contacts_router, consents_router, erasure_router, properties_router, segments_router],
+    consumers=[ERASURE_CONSUMER],
 )
 
 

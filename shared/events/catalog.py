@@ -137,6 +137,40 @@ class ContactConsentChanged(Event):
         return str(self.contact_id)
 
 
+class ContactErased(Event):
+    """A person's data was erased in the contacts service; every service erases what it holds of them
+    and confirms with `crm.erasure.confirmed` naming the receipt."""
+
+    topic = topics.CONTACTS.name
+    type: Literal["crm.contact.erased"] = "crm.contact.erased"
+    schema_version: Literal[1] = 1
+
+    contact_id: uuid.UUID
+    receipt_id: uuid.UUID
+    erased_at: datetime
+
+    @property
+    def key(self) -> str:
+        return str(self.contact_id)
+
+
+class ErasureConfirmed(Event):
+    """A service erased what it held of a person, for the receipt named."""
+
+    topic = topics.PRIVACY.name
+    type: Literal["crm.erasure.confirmed"] = "crm.erasure.confirmed"
+    schema_version: Literal[1] = 1
+
+    receipt_id: uuid.UUID
+    contact_id: uuid.UUID
+    service: str
+    confirmed_at: datetime
+
+    @property
+    def key(self) -> str:
+        return str(self.receipt_id)
+
+
 REGISTRY = EventRegistry(
     [
         ApiKeyCreated,
@@ -145,5 +179,7 @@ REGISTRY = EventRegistry(
         ContactUpdated,
         ContactLifecycleChanged,
         ContactConsentChanged,
+        ContactErased,
+        ErasureConfirmed,
     ]
 )

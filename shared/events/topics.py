@@ -90,6 +90,17 @@ KPI: Final = TopicDefinition(
     compacted=True,
 )
 
+PRIVACY: Final = TopicDefinition(
+    name="crm.privacy",
+    description=(
+        "Each service's confirmation that it erased a person's data, so the erasure receipt in the "
+        "contacts service can show who has confirmed. Carries ids only."
+    ),
+    key="erasure receipt id",
+    event_types=("crm.erasure.confirmed",),
+    producers=("contacts", "journeys", "referrals", "kpi"),
+)
+
 ACCESS: Final = TopicDefinition(
     name="crm.access",
     description=(
@@ -102,7 +113,7 @@ ACCESS: Final = TopicDefinition(
     compacted=True,
 )
 
-ALL: Final = (CONTACTS, DEALS, TOUCHPOINTS, REFERRALS, KPI, ACCESS)
+ALL: Final = (CONTACTS, DEALS, TOUCHPOINTS, REFERRALS, KPI, PRIVACY, ACCESS)
 
 
 def by_name(name: str) -> TopicDefinition:

@@ -105,14 +105,15 @@ def test_relay_and_consumers_as_separate_workers(
     created = httpx.post(
         f"{urls['contacts']}/v1/contacts", json={"email": "w@example.com"}, headers=ADMIN_HEADERS, timeout=10
     )
+    assert created.status_code == 201, created.text
     contact_id = created.json()["id"]
     timeline_url = f"{urls['journeys']}/v1/contacts/{contact_id}/timeline"
 
     # The web processes say which workers they run: no relay on contacts, no consumer on journeys.
     contacts_workers = (tmp_path / "contacts.log").read_text()
     assert (
-        "contacts: workers running: contacts:bus-probe, contacts:housekeeping, contacts:contacts.access\n"
-        in contacts_workers
+        "contacts: workers running: contacts:bus-probe, contacts:housekeeping, contacts:contacts.erasures, "
+        "contacts:contacts.access\n" in contacts_workers
     )
     journeys_workers = (tmp_path / "journeys.log").read_text()
     assert (

@@ -24,7 +24,7 @@ from services.contacts.consents.schemas import (
 )
 from services.contacts.contacts.models import Contact
 from services.contacts.contacts.repository import ContactRepository
-from services.contacts.contacts.service import Author, ContactNotFound
+from services.contacts.contacts.service import Author, alive
 from services.contacts.db import outbox
 from shared.db import utc_now
 from shared.events.catalog import ContactConsentChanged
@@ -54,10 +54,7 @@ def summary(contact: Contact) -> ConsentSummary:
 
 
 async def _locked(session: AsyncSession, contact_id: uuid.UUID) -> Contact:
-    contact = await ContactRepository(session).get(contact_id, fresh=True, for_update=True)
-    if contact is None:
-        raise ContactNotFound(contact_id)
-    return contact
+    return alive(await ContactRepository(session).get(contact_id, fresh=True, for_update=True), contact_id)
 
 
 async def _record(
@@ -143,14 +140,10 @@ async def set_subscription(
 
 
 async def get_summary(session: AsyncSession, contact_id: uuid.UUID) -> ConsentSummary:
-    contact = await ContactRepository(session).get(contact_id)
-    if contact is None:
-        raise ContactNotFound(contact_id)
-    return summary(contact)
+    return summary(alive(await ContactRepository(session).get(contact_id), contact_id))
 
 
 async def history(session: AsyncSession, contact_id: uuid.UUID, page: PageRequest) -> Slice[ConsentRecord]:
-    if await ContactRepository(session).get(contact_id) is None:
-        raise ContactNotFound(contact_id)
+    alive(await ContactRepository(session).get(contact_id), contact_id)
     statement = select(ConsentRecord).where(ConsentRecord.contact_id == contact_id)
     return await fetch_page(session, statement, NEWEST_FIRST, page)

@@ -75,6 +75,8 @@ class Contact(Base):
     last_activity_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now, onupdate=utc_now)
+    # Set when the person's data was erased: the row stays as a tombstone without personal data.
+    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # One up with every write. As `version_id_col`, every UPDATE says `WHERE version = <the one read>`,
     # so a write based on a stale read changes nothing and fails (StaleDataError) instead of winning.
     # The server default gave rows that existed before versions their first one.

@@ -52,7 +52,7 @@ class ContactRepository:
         return list(await self.session.scalars(statement.execution_options(populate_existing=True)))
 
     async def page(self, page: PageRequest, statement: Select[Any] | None = None) -> Slice[Contact]:
-        base = statement if statement is not None else select(Contact)
+        base = statement if statement is not None else select(Contact).where(Contact.erased_at.is_(None))
         return await fetch_page(self.session, base.options(*WITH_DETAILS), NEWEST_FIRST, page)
 
     async def search_page(self, statement: Select[Any], keyset: Keyset, page: PageRequest) -> Slice[Contact]:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.contacts.contacts.fields import CONTACT_FIELDS
@@ -41,7 +41,7 @@ from services.contacts.search.compiler import FilterCompiler
 from services.contacts.search.schemas import Filter, SearchRequest
 from shared.batch import Outcome, RecordError, RecordResult, error_of
 from shared.db import utc_now
-from shared.errors import AlreadyExists, DomainError, InvalidValue, NotFound, StaleVersion
+from shared.errors import AlreadyExists, DomainError, Gone, InvalidValue, NotFound, StaleVersion
 from shared.events.base import Event
 from shared.events.catalog import ContactCreated, ContactLifecycleChanged, ContactUpdated, ValueChange
 from shared.pagination import PageRequest, Slice
@@ -73,6 +73,22 @@ PUBLISHED_VALUES = frozenset({"lifecycle_stage", "source", "owner", "region", "c
 class ContactNotFound(NotFound):
     def __init__(self, contact_id: uuid.UUID) -> None:
         super().__init__("Contact", contact_id)
+
+
+class ContactErased(Gone):
+    def __init__(self, contact_id: uuid.UUID) -> None:
+        super().__init__(
+            "Contact", contact_id, f"Contact {contact_id} was erased; its data is gone for good."
+        )
+
+
+def alive(contact: Contact | None, contact_id: uuid.UUID) -> Contact:
+    """The contact, or why there is none to work with: never there (404), or erased (410)."""
+    if contact is None:
+        raise ContactNotFound(contact_id)
+    if contact.erased_at is not None:
+        raise ContactErased(contact_id)
+    return contact
 
 
 @dataclass(frozen=True)
@@ -541,9 +557,7 @@ async def create_contacts(
 
 
 async def get_contact(session: AsyncSession, contact_id: uuid.UUID) -> ContactDetails:
-    contact = await ContactRepository(session).get(contact_id)
-    if contact is None:
-        raise ContactNotFound(contact_id)
+    contact = alive(await ContactRepository(session).get(contact_id), contact_id)
     return ContactDetails.loaded(contact)
 
 
@@ -554,8 +568,7 @@ async def list_contacts(session: AsyncSession, page: PageRequest) -> Slice[Conta
 
 
 async def _existing(repository: ContactRepository, contact_id: uuid.UUID) -> None:
-    if await repository.get(contact_id) is None:
-        raise ContactNotFound(contact_id)
+    alive(await repository.get(contact_id), contact_id)
 
 
 async def list_transitions(
@@ -591,9 +604,7 @@ async def update_contact(
     one the UPDATE replaces; the UPDATE's version check (`Contact.version`) guards the rest.
     """
     batch = _Batch.of(session)
-    contact = await batch.repository.get(contact_id, fresh=True, for_update=True)
-    if contact is None:
-        raise ContactNotFound(contact_id)
+    contact = alive(await batch.repository.get(contact_id, fresh=True, for_update=True), contact_id)
     if if_match is not None and contact.etag not in if_match:
         raise StaleVersion("Contact", contact_id, current=contact.etag)
     update = await _plan_update(
@@ -714,7 +725,7 @@ async def search_contacts(session: AsyncSession, request: SearchRequest) -> Sear
     """The contacts `request.filter` matches, sorted and paged as it asks (see `services.contacts.search`)."""
     definitions = await PropertyRepository(session).of_type(ObjectType.CONTACT)
     compiler = FilterCompiler(CONTACT_FIELDS, definitions)
-    condition = compiler.where(request.filter)
+    condition = and_(Contact.erased_at.is_(None), compiler.where(request.filter))
     statement, keyset = compiler.sorted(select(Contact).where(condition), request.sort, NEWEST_FIRST)
     page = PageRequest(limit=request.limit, after=keyset.decode(request.cursor) if request.cursor else None)
     repository = ContactRepository(session)
@@ -726,5 +737,5 @@ async def search_contacts(session: AsyncSession, request: SearchRequest) -> Sear
 async def count_contacts(session: AsyncSession, node: Filter | None) -> int:
     """How many contacts `node` matches; checks the filter like a search does."""
     definitions = await PropertyRepository(session).of_type(ObjectType.CONTACT)
-    condition = FilterCompiler(CONTACT_FIELDS, definitions).where(node)
+    condition = and_(Contact.erased_at.is_(None), FilterCompiler(CONTACT_FIELDS, definitions).where(node))
     return await ContactRepository(session).count(condition)

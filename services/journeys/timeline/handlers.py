@@ -2,11 +2,13 @@
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.journeys.db import outbox
 from services.journeys.timeline import service
 from services.journeys.timeline.models import TimelineEntry
 from shared.consumer import ConsumerSpec
+from shared.db import utc_now
 from shared.events import topics
-from shared.events.catalog import ContactCreated, ContactUpdated
+from shared.events.catalog import ContactCreated, ContactErased, ContactUpdated, ErasureConfirmed
 from shared.events.envelope import Envelope
 
 
@@ -36,9 +38,28 @@ async def on_contact_updated(session: AsyncSession, envelope: Envelope) -> None:
     )
 
 
+async def on_contact_erased(session: AsyncSession, envelope: Envelope) -> None:
+    event = envelope.event
+    assert isinstance(event, ContactErased)
+    await service.forget(session, event.contact_id)
+    await outbox.add(
+        session,
+        ErasureConfirmed(
+            receipt_id=event.receipt_id,
+            contact_id=event.contact_id,
+            service="journeys",
+            confirmed_at=utc_now(),
+        ),
+    )
+
+
 TIMELINE_CONSUMER = ConsumerSpec(
     name="journeys.timeline",
     topics=[topics.CONTACTS],
-    handlers={ContactCreated: on_contact_created, ContactUpdated: on_contact_updated},
+    handlers={
+        ContactCreated: on_contact_created,
+        ContactUpdated: on_contact_updated,
+        ContactErased: on_contact_erased,
+    },
     owns=[TimelineEntry],
 )

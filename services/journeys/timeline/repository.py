@@ -1,11 +1,11 @@
 import uuid
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.journeys.timeline.models import TIMELINE_ENTRY, TimelineEntry
-from shared.consumer import stage_insert
+from shared.consumer import insert_staged, stage_insert
 from shared.pagination import Keyset, PageRequest, Slice, SortKey, fetch_page
 
 OLDEST_FIRST = Keyset(SortKey(TimelineEntry.occurred_at), SortKey(TimelineEntry.id))
@@ -18,6 +18,11 @@ class TimelineRepository:
     def append(self, entry: dict[str, Any]) -> None:
         """Queue an entry; the consumer inserts a batch's entries in one statement."""
         stage_insert(self.session, TIMELINE_ENTRY, entry)
+
+    async def delete_for_contact(self, contact_id: uuid.UUID) -> None:
+        # Entries staged earlier in the same consumer batch are inserted first, so they go too.
+        await insert_staged(self.session)
+        await self.session.execute(delete(TimelineEntry).where(TimelineEntry.contact_id == contact_id))
 
     async def for_contact(self, contact_id: uuid.UUID, page: PageRequest) -> Slice[TimelineEntry]:
         # Served by ix_timeline_entry_contact_time (contact_id, occurred_at, id).

@@ -35,3 +35,8 @@ def record(
 async def timeline(session: AsyncSession, contact_id: uuid.UUID, page: PageRequest) -> Slice[TimelineEntry]:
     """Oldest first (`repository.OLDEST_FIRST`)."""
     return await TimelineRepository(session).for_contact(contact_id, page)
+
+
+async def forget(session: AsyncSession, contact_id: uuid.UUID) -> None:
+    """Erasure: the contact's timeline goes, every entry of it."""
+    await TimelineRepository(session).delete_for_contact(contact_id)

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from prometheus_client import REGISTRY
+from sqlalchemy import select
 
 from services.journeys.app import DEFINITION
+from services.journeys.db import tables
 from services.journeys.timeline.handlers import TIMELINE_CONSUMER
 from shared.bus.embedded import EmbeddedBus
 from shared.events import topics
-from shared.events.catalog import ContactCreated, ContactUpdated, ValueChange
+from shared.events.catalog import ContactCreated, ContactErased, ContactUpdated, ValueChange
 from shared.events.envelope import to_message
 from shared.testing.apps import service_client
 from shared.testing.consumers import wait_until_caught_up
@@ -128,3 +131,49 @@ async def test_the_timeline_pages_oldest_first_and_records_updates(
     assert tampered.status_code == 422
     assert tampered.json()["errors"][0]["field"] == "cursor"
     assert too_many.status_code == 422
+
+
+async def test_an_erasure_removes_entries_staged_in_the_same_batch_and_is_confirmed(
+    database_url: str, local_bus: EmbeddedBus, tmp_path: Path
+) -> None:
+    contact_id, other_id, receipt_id = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    # Published together, so one consumer batch stages the creations before it meets the erasure.
+    messages = [
+        to_message(
+            ContactCreated(contact_id=contact_id, lifecycle_stage="lead", created_at=start),
+            source="/crm/contacts",
+        ),
+        to_message(
+            ContactCreated(contact_id=other_id, lifecycle_stage="lead", created_at=start),
+            source="/crm/contacts",
+        ),
+        to_message(
+            ContactErased(contact_id=contact_id, receipt_id=receipt_id, erased_at=start),
+            source="/crm/contacts",
+        ),
+    ]
+    async with service_client(
+        DEFINITION, database_url=database_url, bus=local_bus, data_dir=tmp_path, relay=False
+    ) as (client, runtime):
+        await local_bus.publish(messages)
+        await wait_until_caught_up(
+            runtime.database,
+            DEFINITION.consumer_tables,
+            TIMELINE_CONSUMER.name,
+            local_bus,
+            [topics.CONTACTS.name],
+        )
+        erased = (await client.get(f"/v1/contacts/{contact_id}/timeline")).json()["items"]
+        kept = (await client.get(f"/v1/contacts/{other_id}/timeline")).json()["items"]
+        events = tables.outbox_tables.events
+        async with runtime.database.sessionmaker() as session:
+            confirmations = list(
+                await session.scalars(
+                    select(events.c.payload).where(events.c.event_type == "crm.erasure.confirmed")
+                )
+            )
+    assert erased == []
+    assert len(kept) == 1
+    [confirmation] = [json.loads(payload) for payload in confirmations]
+    assert (confirmation["receipt_id"], confirmation["service"]) == (str(receipt_id), "journeys")

@@ -1,4 +1,4 @@
-"""contacts: consent per purpose and mailing-list subscriptions, with every statement kept; segments
+"""contacts: consent and subscriptions with every statement kept; segments; erasure and its receipts
 
 Revision ID: contacts_0007
 Revises: contacts_0005
@@ -25,6 +25,7 @@ def upgrade() -> None:
     with op.batch_alter_table("contact") as batch:
         for name in ("consents", "subscriptions"):
             batch.add_column(sa.Column(name, JSON_DOCUMENT, nullable=False, server_default=sa.text("'{}'")))
+        batch.add_column(sa.Column("erased_at", UTCDateTime(), nullable=True))
     op.create_table(
         "consent_record",
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -57,9 +58,36 @@ def upgrade() -> None:
     )
 
 
+    op.create_table(
+        "erasure_receipt",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("contact_id", sa.Uuid(), nullable=False),
+        sa.Column("requested_at", UTCDateTime(), nullable=False),
+        sa.Column("actor", sa.String(length=120), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_erasure_receipt")),
+        sa.UniqueConstraint("contact_id", name=op.f("uq_erasure_receipt_contact_id")),
+    )
+    op.create_table(
+        "erasure_confirmation",
+        sa.Column("receipt_id", sa.Uuid(), nullable=False),
+        sa.Column("service", sa.String(length=40), nullable=False),
+        sa.Column("confirmed_at", UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["receipt_id"],
+            ["erasure_receipt.id"],
+            name=op.f("fk_erasure_confirmation_receipt_id_erasure_receipt"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("receipt_id", "service", name=op.f("pk_erasure_confirmation")),
+    )
+
+
 def downgrade() -> None:
+    op.drop_table("erasure_confirmation")
+    op.drop_table("erasure_receipt")
     op.drop_table("segment")
     op.drop_table("consent_record")
     with op.batch_alter_table("contact") as batch:
+        batch.drop_column("erased_at")
         batch.drop_column("subscriptions")
         batch.drop_column("consents")
