@@ -9,6 +9,7 @@ from services.contacts.contacts.endpoints import router as contacts_router
 from services.contacts.db import Base, tables
 from services.contacts.erasure.endpoints import router as erasure_router
 from services.contacts.erasure.handlers import ERASURE_CONSUMER
+from services.contacts.exports.endpoints import router as exports_router
 from services.contacts.properties.endpoints import router as properties_router
 from services.contacts.segments.endpoints import router as segments_router
 from services.contacts.settings import ContactsSettings
@@ -25,7 +26,15 @@ DEFINITION = ServiceDefinition(
     outbox=tables.outbox_tables,
     consumer_tables=tables.consumer_tables,
     access=tables.access,
-    routers=[contacts_router, consents_router, erasure_router, properties_router, segments_router],
+    # Exports first: `/v1/contacts/export` must not be taken for a contact id.
+    routers=[
+        exports_router,
+        contacts_router,
+        consents_router,
+        erasure_router,
+        properties_router,
+        segments_router,
+    ],
     consumers=[ERASURE_CONSUMER],
 )
 
