@@ -9,11 +9,14 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from shared.auth.events import ApiKeyCreated, ApiKeyRevoked
 from shared.events import topics
 from shared.events.base import Event
+from shared.events.base import FieldChange as FieldChange  # re-exported: it moved to base, shared by all
+from shared.events.companies import CompanyContactAdded, CompanyContactRemoved, CompanyCreated, CompanyUpdated
+from shared.events.deals import DealCreated, DealLost, DealStageChanged, DealUpdated, DealWon
 from shared.events.registry import EventRegistry
 
 
@@ -32,15 +35,6 @@ class ContactCreated(Event):
     @property
     def key(self) -> str:
         return str(self.contact_id)
-
-
-class FieldChange(BaseModel):
-    """A field's value before and after an update."""
-
-    model_config = ConfigDict(frozen=True)
-
-    old: str | None
-    new: str | None
 
 
 class ContactUpdated(Event):
@@ -68,4 +62,20 @@ class ContactUpdated(Event):
         return str(self.contact_id)
 
 
-REGISTRY = EventRegistry([ApiKeyCreated, ApiKeyRevoked, ContactCreated, ContactUpdated])
+REGISTRY = EventRegistry(
+    [
+        ApiKeyCreated,
+        ApiKeyRevoked,
+        ContactCreated,
+        ContactUpdated,
+        CompanyCreated,
+        CompanyUpdated,
+        CompanyContactAdded,
+        CompanyContactRemoved,
+        DealCreated,
+        DealUpdated,
+        DealStageChanged,
+        DealWon,
+        DealLost,
+    ]
+)
