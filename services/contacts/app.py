@@ -4,6 +4,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from services.contacts.companies.endpoints import router as companies_router
 from services.contacts.contacts.endpoints import router as contacts_router
 from services.contacts.db import Base, tables
 from services.contacts.settings import ContactsSettings
@@ -20,7 +21,7 @@ DEFINITION = ServiceDefinition(
     outbox=tables.outbox_tables,
     consumer_tables=tables.consumer_tables,
     access=tables.access,
-    routers=[contacts_router],
+    routers=[contacts_router, companies_router],
 )
 
 
