@@ -7,6 +7,8 @@ from fastapi import FastAPI
 from services.contacts.companies.endpoints import router as companies_router
 from services.contacts.contacts.endpoints import router as contacts_router
 from services.contacts.db import Base, tables
+from services.contacts.deals.endpoints import router as deals_router
+from services.contacts.pipelines.endpoints import router as pipelines_router
 from services.contacts.settings import ContactsSettings
 from shared.runtime import ServiceDefinition, ServiceRuntime
 from shared.web.app import create_service_app
@@ -21,7 +23,7 @@ DEFINITION = ServiceDefinition(
     outbox=tables.outbox_tables,
     consumer_tables=tables.consumer_tables,
     access=tables.access,
-    routers=[contacts_router, companies_router],
+    routers=[contacts_router, companies_router, pipelines_router, deals_router],
 )
 
 
