@@ -30,11 +30,13 @@ class CompanyRepository:
     async def id_by_domain(self, domain: str) -> uuid.UUID | None:
         return await self.session.scalar(select(Company.id).where(Company.domain == domain))
 
-    async def by_domains(self, domains: Collection[str]) -> dict[str, Company]:
+    async def ids_by_domain(self, domains: Collection[str]) -> dict[str, uuid.UUID]:
         if not domains:
             return {}
-        found = await self.session.scalars(select(Company).where(Company.domain.in_(domains)))
-        return {company.domain: company for company in found if company.domain is not None}
+        rows = await self.session.execute(
+            select(Company.domain, Company.id).where(Company.domain.in_(domains))
+        )
+        return {domain: company_id for domain, company_id in rows if domain is not None}
 
     async def contact_exists(self, contact_id: uuid.UUID) -> bool:
         return await self.session.scalar(select(Contact.id).where(Contact.id == contact_id)) is not None

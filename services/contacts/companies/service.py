@@ -188,7 +188,8 @@ async def upsert_companies(session: AsyncSession, records: Sequence[dict[str, An
     """
     validated = validate_each(CompanyUpsert, records)
     repository = CompanyRepository(session)
-    known = await repository.by_domains(
+    # Ids, not objects: a record whose savepoint rolls back leaves its company expired in the session.
+    known = await repository.ids_by_domain(
         {item.domain for item in validated if isinstance(item, CompanyUpsert)}
     )
     results: list[RecordResult] = []
@@ -200,10 +201,10 @@ async def upsert_companies(session: AsyncSession, records: Sequence[dict[str, An
             existing = known.get(item.domain)
             if existing is None:
                 created = await create_company(session, item)
-                known[item.domain] = created
+                known[item.domain] = created.id
                 results.append(RecordResult(index=index, status=Outcome.CREATED, id=created.id))
             else:
-                company, changed = await _change(session, existing.id, item.given())
+                company, changed = await _change(session, existing, item.given())
                 status = Outcome.UPDATED if changed else Outcome.UNCHANGED
                 results.append(RecordResult(index=index, status=status, id=company.id))
         except DomainError as exc:
