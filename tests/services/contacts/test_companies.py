@@ -3,6 +3,7 @@ batch upsert, contact associations, and the events each change stages in the out
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -296,3 +297,20 @@ async def test_associations_name_the_company_or_contact_that_is_missing(api: Api
         assert problem(no_company, 404)["title"] == "Company not found"
     assert problem(await client.get(f"/v1/companies/{nothing}/contacts"), 404)["title"] == "Company not found"
     assert await outbox_events(runtime, "crm.company.contact_") == []
+
+
+async def test_concurrent_creations_with_one_domain_make_one_company_and_name_it(api: Api) -> None:
+    client, runtime = api
+    responses = await asyncio.gather(
+        *(
+            client.post("/v1/companies", json={"name": f"Twin {n}", "domain": "twins.example"})
+            for n in range(8)
+        )
+    )
+    statuses = sorted(response.status_code for response in responses)
+    assert statuses == [201] + [409] * 7
+    winner = next(response.json()["id"] for response in responses if response.status_code == 201)
+    assert {response.json()["existing_id"] for response in responses if response.status_code == 409} == {
+        winner
+    }
+    assert len(await outbox_events(runtime, "crm.company.created")) == 1
