@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
-from shared.errors import AlreadyExists, DomainError, InvalidValue, NotFound, StaleVersion
+from shared.errors import AlreadyExists, DomainError, InUse, InvalidValue, NotFound, StaleVersion
 
 MAX_BATCH_RECORDS = 1000
 
@@ -99,6 +99,8 @@ def error_of(exc: DomainError) -> RecordError:
     """A domain error raised for one record, as that record's error."""
     if isinstance(exc, AlreadyExists):
         return RecordError(field=None, message=exc.detail, code="conflict", existing_id=exc.existing_id)
+    if isinstance(exc, InUse):
+        return RecordError(field=None, message=exc.detail, code="conflict")
     if isinstance(exc, InvalidValue):
         return RecordError(field=exc.field, message=exc.detail, code="invalid")
     if isinstance(exc, NotFound):

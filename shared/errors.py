@@ -51,6 +51,12 @@ class AlreadyExists(DomainError):
         self.existing_id = str(existing_id)
 
 
+class InUse(DomainError):
+    """The change would leave something that refers to the thing without it (a stage deals are in)."""
+
+    title = "Conflict"
+
+
 class StaleVersion(DomainError):
     """The caller changed a version it read earlier, and someone else changed it since."""
 

@@ -4,12 +4,15 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from services.contacts.companies.endpoints import router as companies_router
 from services.contacts.consents.endpoints import router as consents_router
 from services.contacts.contacts.endpoints import router as contacts_router
 from services.contacts.db import Base, tables
+from services.contacts.deals.endpoints import router as deals_router
 from services.contacts.erasure.endpoints import router as erasure_router
 from services.contacts.erasure.handlers import ERASURE_CONSUMER
 from services.contacts.exports.endpoints import router as exports_router
+from services.contacts.pipelines.endpoints import router as pipelines_router
 from services.contacts.properties.endpoints import router as properties_router
 from services.contacts.segments.endpoints import router as segments_router
 from services.contacts.settings import ContactsSettings
@@ -32,6 +35,9 @@ DEFINITION = ServiceDefinition(
         contacts_router,
         consents_router,
         erasure_router,
+        companies_router,
+        pipelines_router,
+        deals_router,
         properties_router,
         segments_router,
     ],

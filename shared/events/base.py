@@ -51,3 +51,12 @@ class Event(BaseModel):
     def payload(self) -> Payload:
         """The JSON `data` as it goes on the wire; the type travels in the envelope."""
         return self.model_dump(mode="json", exclude={"type"})
+
+
+class FieldChange(BaseModel):
+    """A field's value before and after an update."""
+
+    model_config = ConfigDict(frozen=True)
+
+    old: str | None
+    new: str | None

@@ -15,6 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 from shared.auth.events import ApiKeyCreated, ApiKeyRevoked
 from shared.events import topics
 from shared.events.base import Event, Payload, Upcaster
+from shared.events.base import FieldChange as FieldChange  # re-exported: it moved to base, shared by all
+from shared.events.companies import CompanyContactAdded, CompanyContactRemoved, CompanyCreated, CompanyUpdated
+from shared.events.deals import DealCreated, DealLost, DealStageChanged, DealUpdated, DealWon
 from shared.events.registry import EventRegistry
 
 
@@ -42,15 +45,6 @@ class ContactCreated(Event):
     @property
     def key(self) -> str:
         return str(self.contact_id)
-
-
-class FieldChange(BaseModel):
-    """A field's value before and after an update."""
-
-    model_config = ConfigDict(frozen=True)
-
-    old: str | None
-    new: str | None
 
 
 class ValueChange(BaseModel):
@@ -181,5 +175,14 @@ REGISTRY = EventRegistry(
         ContactConsentChanged,
         ContactErased,
         ErasureConfirmed,
+        CompanyCreated,
+        CompanyUpdated,
+        CompanyContactAdded,
+        CompanyContactRemoved,
+        DealCreated,
+        DealUpdated,
+        DealStageChanged,
+        DealWon,
+        DealLost,
     ]
 )

@@ -51,12 +51,17 @@ class TopicDefinition:
 CONTACTS: Final = TopicDefinition(
     name="crm.contacts",
     description="People and companies: created, updated, merged, erased; consent and lifecycle changes.",
-    key="contact id",
+    key="contact id; company id for `crm.company.*` events",
     event_types=(
         "crm.contact.created",
         "crm.contact.updated",
         "crm.contact.lifecycle_changed",
         "crm.contact.consent_changed",
+        "crm.contact.erased",
+        "crm.company.created",
+        "crm.company.updated",
+        "crm.company.contact_added",
+        "crm.company.contact_removed",
     ),
     producers=("contacts",),
 )
@@ -64,7 +69,13 @@ DEALS: Final = TopicDefinition(
     name="crm.deals",
     description="Deals and pipelines: created, moved between stages, won, lost.",
     key="deal id",
-    event_types=(),
+    event_types=(
+        "crm.deal.created",
+        "crm.deal.updated",
+        "crm.deal.stage_changed",
+        "crm.deal.won",
+        "crm.deal.lost",
+    ),
     producers=("contacts",),
 )
 TOUCHPOINTS: Final = TopicDefinition(

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from shared.errors import AlreadyExists, DomainError, Gone, InvalidValue, NotFound, StaleVersion
+from shared.errors import AlreadyExists, DomainError, Gone, InUse, InvalidValue, NotFound, StaleVersion
 from shared.web.request_id import HEADER as REQUEST_ID_HEADER
 
 log = logging.getLogger(__name__)
@@ -144,6 +144,7 @@ _DOMAIN_STATUS: dict[type[DomainError], tuple[int, str]] = {
     NotFound: (404, "not-found"),
     Gone: (410, "gone"),
     AlreadyExists: (409, "conflict"),
+    InUse: (409, "conflict"),
     StaleVersion: (412, "precondition-failed"),
     InvalidValue: (422, "validation"),
 }

@@ -31,4 +31,5 @@ def test_domain_topics_and_dead_letters_keep_every_record() -> None:
         "crm.deals",
         "crm.touchpoints",
         "crm.referrals",
+        "crm.privacy",
     ]

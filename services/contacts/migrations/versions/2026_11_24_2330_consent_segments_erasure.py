@@ -1,7 +1,7 @@
 """contacts: consent and subscriptions with every statement kept; segments; erasure and its receipts
 
 Revision ID: contacts_0007
-Revises: contacts_0005
+Revises: contacts_0006
 Create Date: 2026-11-24
 """
 
@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql
 from shared.db import UTCDateTime
 
 revision: str = "contacts_0007"
-down_revision: str | None = "contacts_0005"
+down_revision: str | None = "contacts_0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,107 @@
+"""Deal events, on `crm.deals` with the deal id as the record key.
+
+Every deal event carries the deal as it stands after the change (`DealSnapshot`): pipeline, stage and
+its status, amount and currency, owner, created and closed times. So a consumer such as the KPI service
+computes win rate, deal size, sales cycle (`closed_at - created_at`) and sales per owner from any one
+event, without keeping the deal's earlier events. A move into a won or lost stage is announced twice:
+`crm.deal.stage_changed` (for funnels) and then `crm.deal.won` or `crm.deal.lost` (for outcomes); a
+deal moved out of a closed stage again has `status` back at `open` and `closed_at` null.
+
+No free text goes on the stream: not the deal's name (sales people write customers' names into it) and
+not the note given with a stage change. Reasons are short codes (`price`, `competitor`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Literal
+
+from pydantic import Field
+
+from shared.events import topics
+from shared.events.base import Event, FieldChange
+
+DealStatus = Literal["open", "won", "lost"]
+
+
+class DealSnapshot(Event):
+    """The fields every deal event carries; not an event type of its own."""
+
+    topic = topics.DEALS.name
+
+    deal_id: uuid.UUID
+    pipeline_id: uuid.UUID
+    stage: str = Field(description="Key of the deal's stage in its pipeline, after the change.")
+    status: DealStatus = Field(description="Kind of that stage: `open`, `won` or `lost`.")
+    amount: int | None = Field(description="In minor units of `currency` (cents for EUR).")
+    currency: str | None = Field(description="ISO 4217.")
+    owner: str | None = Field(description="Id of the sales person who owns the deal.")
+    expected_close_date: date | None
+    created_at: datetime
+    closed_at: datetime | None = Field(description="When the deal entered its won or lost stage; else null.")
+
+    @property
+    def key(self) -> str:
+        return str(self.deal_id)
+
+
+class DealCreated(DealSnapshot):
+    """A deal was created (always in an open stage)."""
+
+    type: Literal["crm.deal.created"] = "crm.deal.created"
+    schema_version: Literal[1] = 1
+
+
+class DealUpdated(DealSnapshot):
+    """Fields of a deal other than its stage were changed; emitted only when a value changed.
+
+    `changed_fields` names every field that changed; `changes` has old and new values of all of them
+    but `name`. Values are strings: numbers in decimal, dates in ISO 8601.
+    """
+
+    type: Literal["crm.deal.updated"] = "crm.deal.updated"
+    schema_version: Literal[1] = 1
+
+    changed_fields: list[str] = Field(description="Every field that changed, `name` included, sorted.")
+    changes: dict[str, FieldChange] = Field(
+        description="Old and new values of the changed fields but `name`."
+    )
+    updated_at: datetime
+
+
+class DealStageChanged(DealSnapshot):
+    """A deal moved from one stage of its pipeline to another."""
+
+    type: Literal["crm.deal.stage_changed"] = "crm.deal.stage_changed"
+    schema_version: Literal[1] = 1
+
+    from_stage: str
+    from_status: DealStatus
+    reason: str | None = Field(
+        description="Short code given with the move, e.g. `price`; required into won/lost."
+    )
+    changed_by: str = Field(description="Id of the API key that made the move.")
+    changed_at: datetime
+
+
+class DealWon(DealSnapshot):
+    """A deal entered its pipeline's won stage."""
+
+    type: Literal["crm.deal.won"] = "crm.deal.won"
+    schema_version: Literal[1] = 1
+
+    from_stage: str
+    reason: str = Field(description="Short code for why it was won, e.g. `price`.")
+    changed_by: str = Field(description="Id of the API key that closed it.")
+
+
+class DealLost(DealSnapshot):
+    """A deal entered its pipeline's lost stage."""
+
+    type: Literal["crm.deal.lost"] = "crm.deal.lost"
+    schema_version: Literal[1] = 1
+
+    from_stage: str
+    reason: str = Field(description="Short code for why it was lost, e.g. `competitor`.")
+    changed_by: str = Field(description="Id of the API key that closed it.")
