@@ -1,4 +1,5 @@
 import uuid
+from collections import defaultdict
 from collections.abc import Collection, Sequence
 from typing import Any
 
@@ -76,12 +77,7 @@ class ContactRepository:
             return {}
         rows = await self.session.execute(
             select(ContactIdentity.namespace, ContactIdentity.value, ContactIdentity.contact_id).where(
-                or_(
-                    *(
-                        and_(ContactIdentity.namespace == namespace, ContactIdentity.value == value)
-                        for namespace, value in identities
-                    )
-                )
+                _any_of(identities)
             )
         )
         return {(namespace, value): contact_id for namespace, value, contact_id in rows}
@@ -103,16 +99,7 @@ class ContactRepository:
 
     async def release_identities(self, identities: Collection[Identity]) -> None:
         if identities:
-            await self.session.execute(
-                delete(ContactIdentity).where(
-                    or_(
-                        *(
-                            and_(ContactIdentity.namespace == namespace, ContactIdentity.value == value)
-                            for namespace, value in identities
-                        )
-                    )
-                )
-            )
+            await self.session.execute(delete(ContactIdentity).where(_any_of(identities)))
 
     async def insert_contacts(self, rows: Sequence[dict[str, Any]]) -> list[Contact]:
         if not rows:
@@ -125,9 +112,17 @@ class ContactRepository:
 
     async def remove_tags(self, pairs: Collection[tuple[uuid.UUID, str]]) -> None:
         if pairs:
+            by_tag: dict[str, list[uuid.UUID]] = defaultdict(list)
+            for contact_id, tag in pairs:
+                by_tag[tag].append(contact_id)
             await self.session.execute(
                 delete(ContactTag).where(
-                    or_(*(and_(ContactTag.contact_id == cid, ContactTag.tag == tag) for cid, tag in pairs))
+                    or_(
+                        *(
+                            and_(ContactTag.tag == tag, ContactTag.contact_id.in_(ids))
+                            for tag, ids in by_tag.items()
+                        )
+                    )
                 )
             )
 
@@ -154,6 +149,20 @@ class ContactRepository:
         if prop is not None:
             statement = statement.where(PropertyChange.property == prop)
         return await fetch_page(self.session, statement, HISTORY_NEWEST_FIRST, page)
+
+
+def _any_of(identities: Collection[Identity]) -> ColumnElement[bool]:
+    """Identities as one `IN` per namespace: a thousand pairs OR-ed one by one would be an expression
+    deeper than SQLite parses (its limit is 1000), and an `IN` uses the primary key's index."""
+    by_namespace: dict[str, list[str]] = defaultdict(list)
+    for namespace, value in identities:
+        by_namespace[namespace].append(value)
+    return or_(
+        *(
+            and_(ContactIdentity.namespace == namespace, ContactIdentity.value.in_(values))
+            for namespace, values in by_namespace.items()
+        )
+    )
 
 
 TRANSITIONS_OLDEST_FIRST = Keyset(SortKey(LifecycleTransition.changed_at), SortKey(LifecycleTransition.id))

@@ -161,3 +161,20 @@ async def test_the_batch_itself_is_bounded(api: Api) -> None:
     assert empty.status_code == 422
     not_objects = await client.post("/v1/contacts/batch/upsert", json={"records": [1]})
     assert not_objects.status_code == 422
+
+
+async def test_a_full_batch_of_a_thousand_is_created_then_found_again(api: Api) -> None:
+    client, _ = api
+    records = [
+        {
+            "email": f"p{index}@example.com",
+            "external_ids": [{"system": "shop", "id": str(index)}],
+            "tags": ["t"],
+        }
+        for index in range(1000)
+    ]
+    first = await _upsert(client, *records)
+    assert (first["created"], first["failed"]) == (1000, 0)
+    again = await _upsert(client, *(dict(record, tags=["u"]) for record in records))
+    assert (again["updated"], again["failed"]) == (1000, 0), again["results"][:3]
+    assert [r["id"] for r in again["results"]] == [r["id"] for r in first["results"]]
