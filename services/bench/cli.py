@@ -15,8 +15,18 @@ import typer
 from services.bench import report as reports
 from services.bench.progress import Steps
 from services.bench.runner import Infrastructure, run_bench
-from services.bench.scenarios import SCENARIOS
+from services.bench.scenarios import SCENARIOS, contact_search
 from services.bench.scenarios.base import BenchSettings
+
+
+def _sizes(value: str) -> list[int]:
+    try:
+        sizes = sorted({int(part.replace("_", "")) for part in value.split(",") if part.strip()})
+    except ValueError:
+        raise typer.BadParameter("expected contact counts separated by commas, e.g. 10000,1000000") from None
+    if not sizes or sizes[0] < 100:
+        raise typer.BadParameter("give at least one size, each at least 100")
+    return sizes
 
 
 class Mode(StrEnum):
@@ -48,6 +58,13 @@ def bench(
         int, typer.Option(min=100, help="Events for the consumer and relay scenarios.")
     ] = 10_000,
     connections: Annotated[int, typer.Option(min=1, help="wrk connections.")] = 32,
+    search_sizes: Annotated[
+        str,
+        typer.Option(
+            help="Contact counts the contact_search scenario seeds and searches (comma-separated); the "
+            "largest is compared with the smallest."
+        ),
+    ] = ",".join(map(str, contact_search.DEFAULT_SIZES)),
     scenario: Annotated[
         list[str] | None,
         typer.Option(help=f"Run only this scenario (repeatable): {', '.join(s.name for s in SCENARIOS)}."),
@@ -57,7 +74,8 @@ def bench(
     known = {s.name: s for s in SCENARIOS}
     if unknown := [name for name in scenario or [] if name not in known]:
         raise typer.BadParameter(f"unknown scenario {', '.join(unknown)}; choose from {', '.join(known)}")
-    chosen = [s for s in SCENARIOS if not scenario or s.name in scenario]
+    search = contact_search.scenario(_sizes(search_sizes))
+    chosen = [search if s.name == search.name else s for s in SCENARIOS if not scenario or s.name in scenario]
     settings = BenchSettings(duration_s=duration, warmup_s=warmup, events=events, connections=connections)
     modes = ["embedded", "distributed"] if mode is Mode.both else [mode.value]
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

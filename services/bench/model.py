@@ -5,14 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-TargetKind = Literal["ratio_at_least", "at_most", "below"]
+TargetKind = Literal["ratio_at_least", "ratio_at_most", "at_most", "below"]
 Verdict = Literal["PASS", "MISSED", "ERROR", "—"]
 Detail = float | int | str
 
 
 @dataclass(frozen=True)
 class Target:
-    """`ratio_at_least` compares figure / baseline; `at_most` and `below` compare the figure itself."""
+    """`ratio_at_least` and `ratio_at_most` compare figure / baseline; `at_most` and `below` compare the
+    figure itself."""
 
     kind: TargetKind
     threshold: float
@@ -20,12 +21,16 @@ class Target:
     def describe(self, unit: str) -> str:
         if self.kind == "ratio_at_least":
             return f"ratio ≥ {self.threshold:g}"
+        if self.kind == "ratio_at_most":
+            return f"ratio ≤ {self.threshold:g}"
         sign = "≤" if self.kind == "at_most" else "<"
         return f"{sign} {self.threshold:g} {unit}"
 
     def met(self, value: float, ratio: float | None) -> bool | None:
         if self.kind == "ratio_at_least":
             return None if ratio is None else ratio >= self.threshold
+        if self.kind == "ratio_at_most":
+            return None if ratio is None else ratio <= self.threshold
         if self.kind == "at_most":
             return value <= self.threshold
         return value < self.threshold

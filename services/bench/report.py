@@ -99,8 +99,9 @@ def to_markdown(report: Report) -> str:
         f"{settings.connections} connections",
         "",
         "Ratio is figure ÷ baseline, both measured in this run. Throughput targets are ratios; latency "
-        "and memory targets are absolute, and their ratio is only for reading. MISSED means the target "
-        "was not met; ERROR that the figure could not be measured (see the notes).",
+        "and memory targets are absolute, and their ratio is only for reading, unless the target names "
+        "a ratio (search latency at the largest size ÷ at the smallest). MISSED means the target was "
+        "not met; ERROR that the figure could not be measured (see the notes).",
         "",
         "## Results",
         "",

@@ -2,11 +2,21 @@
 `run(ctx) -> list[Figure]` and a `SCENARIO`, and list it here (later scenarios may read `ctx.facts`
 left by earlier ones)."""
 
-from services.bench.scenarios import commit_to_view, consumer_apply, create_contact, memory, relay_throughput
+from services.bench.scenarios import (
+    batch_upsert,
+    commit_to_view,
+    consumer_apply,
+    contact_search,
+    create_contact,
+    memory,
+    relay_throughput,
+)
 from services.bench.scenarios.base import Scenario
 
 SCENARIOS: list[Scenario] = [
     create_contact.SCENARIO,
+    batch_upsert.SCENARIO,
+    contact_search.SCENARIO,
     commit_to_view.SCENARIO,
     consumer_apply.SCENARIO,
     relay_throughput.SCENARIO,
