@@ -22,6 +22,7 @@ from pydantic import (
     ConfigDict,
     Field,
     SerializerFunctionWrapHandler,
+    field_validator,
     model_serializer,
     model_validator,
 )
@@ -132,15 +133,17 @@ class SearchRequest(BaseModel):
     cursor: str | None = Field(None, description="`next_cursor` of the previous page, with the same sort.")
     with_total: bool = Field(False, description="Also count every match (costs a second query).")
 
-    @model_validator(mode="after")
-    def _bounded(self) -> SearchRequest:
-        if self.filter is not None:
-            depth, conditions = measure(self.filter)
+    @field_validator("filter")
+    @classmethod
+    def _bounded(cls, node: Filter | None) -> Filter | None:
+        # On the field, so the error names `filter`.
+        if node is not None:
+            depth, conditions = measure(node)
             if depth > MAX_DEPTH:
                 raise ValueError(f"a filter may nest at most {MAX_DEPTH} levels")
             if conditions > MAX_CONDITIONS:
                 raise ValueError(f"a filter may hold at most {MAX_CONDITIONS} conditions")
-        return self
+        return node
 
 
 def measure(node: Filter) -> tuple[int, int]:
