@@ -19,6 +19,7 @@ from shared.bus.embedded import EmbeddedBus
 from shared.consumer import HandlerError, classify
 from shared.db import Database
 from shared.events import topics
+from shared.events.catalog import ContactCreated
 from shared.events.envelope import from_record, to_message
 from shared.testing.bus import drain
 from shared.testing.consumers import wait_until_caught_up
@@ -135,7 +136,7 @@ async def test_an_unreadable_record_goes_to_the_dlq_at_once(
 def _newer(kind: str) -> Message:
     base = message()
     if kind == "version":
-        payload = {**json.loads(base.value), "schema_version": 2}
+        payload = {**json.loads(base.value), "schema_version": ContactCreated.current_version() + 1}
         return Message(
             topic=base.topic, key=base.key, value=json.dumps(payload).encode(), headers=base.headers
         )
