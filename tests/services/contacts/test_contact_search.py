@@ -23,6 +23,7 @@ from sqlalchemy import update
 
 from services.contacts.app import DEFINITION
 from services.contacts.contacts.models import Contact
+from services.contacts.search.compiler import MAX_LIST
 from services.contacts.search.schemas import MAX_CONDITIONS, MAX_DEPTH
 from shared.bus.embedded import EmbeddedBus
 from shared.runtime import ServiceRuntime
@@ -836,12 +837,10 @@ async def test_a_sorted_filtered_walk_counts_its_matches_on_every_page(world: Wo
 
 
 async def test_a_search_answers_whole_contacts(world: World) -> None:
-    ada = PEOPLE["ada"]
+    [ada] = world.ids(lambda p: p.get("email") == "ada@example.com")
     page = await _search(world.client, {"filter": _cond("emails", "contains", "ada.work@example.com")})
     [item] = page["items"]
-    assert (
-        item["id"] == world.ids(lambda p: p.record is ada.record or p.get("email") == "ada@example.com").pop()
-    )
+    assert item["id"] == ada
     assert item == (await world.client.get(f"/v1/contacts/{item['id']}")).json()
     assert item["properties"]["features"] == ["api", "sso"]
     assert sorted(item["emails"]) == sorted(["ada@example.com", "ada.work@example.com"])
@@ -989,3 +988,22 @@ async def test_a_filter_too_deep_or_too_large_is_refused(world: World) -> None:
     spread = {"and": [{"or": most[:half]}, {"or": most[:half]}]}
     too_many = await _refused(world.client, {"filter": spread}, "filter")
     assert f"{MAX_CONDITIONS} conditions" in too_many["errors"][0]["message"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="Lists as long as the language allows overflow the databases: `in` is compiled to one OR term "
+    "per value (SQLite: 'Expression tree is too large (maximum depth 1000)'), and 100 conditions of 500 "
+    "values bind 50,000 parameters (asyncpg and SQLite take at most 32,767).",
+)
+async def test_the_longest_lists_a_filter_takes_are_answered(world: World) -> None:
+    cities = [f"City{n}" for n in range(MAX_LIST)]
+    largest: list[JSON] = [
+        _cond("properties.score", "in", list(range(MAX_LIST))),
+        {"or": [_cond("city", "in", cities), _cond("state", "in", cities)]},
+        {"or": [_cond("city", "in", cities)] * MAX_CONDITIONS},
+    ]
+    for condition in largest:
+        response = await world.client.post("/v1/contacts/search", json={"filter": condition})
+        # Answered, or refused as too large; never an error of the server.
+        assert response.status_code in (200, 422), response.text
