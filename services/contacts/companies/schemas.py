@@ -63,6 +63,19 @@ class CompanyFields(BaseModel):
     owner: str | None = Field(None, max_length=100, description="Id of the account manager.")
     phone: str | None = Field(None, max_length=50)
 
+    # For the bodies where `name` may be left out (upsert, patch): left out keeps it, null is refused.
+    # Each subclass declares `name`; `check_fields=False` lets the base hold the one rule for all.
+    @field_validator("name", check_fields=False)
+    @classmethod
+    def _name_is_not_cleared(cls, value: str | None) -> str:
+        if value is None:
+            raise ValueError("name cannot be null; leave it out to keep it")
+        return value
+
+    def given(self) -> dict[str, Any]:
+        """The fields the body sets, as they are stored."""
+        return {name: getattr(self, name) for name in self.model_fields_set}
+
 
 class CompanyCreate(CompanyFields):
     """`annual_revenue` needs a `currency` (checked by the service, which sees a patch merged too)."""
@@ -96,17 +109,6 @@ class CompanyUpsert(CompanyFields):
     domain: Domain
     name: Name | None = None
 
-    @field_validator("name")
-    @classmethod
-    def _name_is_not_cleared(cls, value: str | None) -> str:
-        if value is None:
-            raise ValueError("name cannot be null; leave it out to keep it")
-        return value
-
-    def given(self) -> dict[str, Any]:
-        """The fields the record sets, as they are stored."""
-        return {name: getattr(self, name) for name in self.model_fields_set}
-
 
 class CompanyPatch(CompanyFields):
     """A JSON merge patch (RFC 7396): a field left out stays as it is, `null` clears it."""
@@ -117,17 +119,6 @@ class CompanyPatch(CompanyFields):
 
     name: Name | None = Field(None, description="Cannot be cleared.")
     domain: Domain | None = None
-
-    @field_validator("name")
-    @classmethod
-    def _name_is_not_cleared(cls, value: str | None) -> str:
-        if value is None:
-            raise ValueError("name cannot be null; leave it out to keep it")
-        return value
-
-    def given(self) -> dict[str, Any]:
-        """The fields the patch sets, as they are stored."""
-        return {name: getattr(self, name) for name in self.model_fields_set}
 
 
 class CompanyRead(BaseModel):
