@@ -9,9 +9,11 @@ from services.contacts.consents.endpoints import router as consents_router
 from services.contacts.contacts.endpoints import router as contacts_router
 from services.contacts.db import Base, tables
 from services.contacts.deals.endpoints import router as deals_router
+from services.contacts.duplicates.endpoints import router as duplicates_router
 from services.contacts.erasure.endpoints import router as erasure_router
 from services.contacts.erasure.handlers import ERASURE_CONSUMER
 from services.contacts.exports.endpoints import router as exports_router
+from services.contacts.merges.endpoints import router as merges_router
 from services.contacts.pipelines.endpoints import router as pipelines_router
 from services.contacts.properties.endpoints import router as properties_router
 from services.contacts.segments.endpoints import router as segments_router
@@ -34,6 +36,8 @@ DEFINITION = ServiceDefinition(
         exports_router,
         contacts_router,
         consents_router,
+        duplicates_router,
+        merges_router,
         erasure_router,
         companies_router,
         pipelines_router,

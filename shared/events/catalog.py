@@ -131,15 +131,47 @@ class ContactConsentChanged(Event):
         return str(self.contact_id)
 
 
+class ContactMerged(Event):
+    """A contact was merged into another, which keeps its ids, history and associations: a consumer moves
+    what it holds under `merged_contact_id` to `contact_id`. The losing id reads as the survivor from then
+    on. Keyed by the merged (losing) contact, so it comes after every earlier event of that contact."""
+
+    topic = topics.CONTACTS.name
+    type: Literal["crm.contact.merged"] = "crm.contact.merged"
+    schema_version: Literal[1] = 1
+
+    contact_id: uuid.UUID = Field(description="The surviving contact.")
+    merged_contact_id: uuid.UUID = Field(description="The contact merged into it; it exists no more.")
+    merge_id: uuid.UUID = Field(description="The merge's record: `GET /v1/contacts/{contact_id}/merges`.")
+    actor: str = Field(description="The API key id that asked for the merge.")
+    merged_at: datetime
+
+    @property
+    def key(self) -> str:
+        return str(self.merged_contact_id)
+
+
+def _nothing_merged_into_it(payload: Payload) -> Payload:
+    return {**payload, "merged_contact_ids": []}
+
+
 class ContactErased(Event):
     """A person's data was erased in the contacts service; every service erases what it holds of them
-    and confirms with `crm.erasure.confirmed` naming the receipt."""
+    and confirms with `crm.erasure.confirmed` naming the receipt.
+
+    v2: `merged_contact_ids`, the contacts once merged into this one. A consumer may see this event
+    before a `crm.contact.merged` (another key, so another partition): it erases those ids too.
+    """
 
     topic = topics.CONTACTS.name
     type: Literal["crm.contact.erased"] = "crm.contact.erased"
-    schema_version: Literal[1] = 1
+    schema_version: Literal[2] = 2
+    upcasters: ClassVar[Mapping[int, Upcaster]] = {1: _nothing_merged_into_it}
 
     contact_id: uuid.UUID
+    merged_contact_ids: list[uuid.UUID] = Field(
+        default_factory=list, description="Contacts merged into this one earlier; erased with it."
+    )
     receipt_id: uuid.UUID
     erased_at: datetime
 
@@ -173,6 +205,7 @@ REGISTRY = EventRegistry(
         ContactUpdated,
         ContactLifecycleChanged,
         ContactConsentChanged,
+        ContactMerged,
         ContactErased,
         ErasureConfirmed,
         CompanyCreated,

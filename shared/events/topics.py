@@ -51,12 +51,13 @@ class TopicDefinition:
 CONTACTS: Final = TopicDefinition(
     name="crm.contacts",
     description="People and companies: created, updated, merged, erased; consent and lifecycle changes.",
-    key="contact id; company id for `crm.company.*` events",
+    key="contact id (the merged, losing one for `crm.contact.merged`); company id for `crm.company.*` events",
     event_types=(
         "crm.contact.created",
         "crm.contact.updated",
         "crm.contact.lifecycle_changed",
         "crm.contact.consent_changed",
+        "crm.contact.merged",
         "crm.contact.erased",
         "crm.company.created",
         "crm.company.updated",

@@ -165,7 +165,9 @@ async def upsert_contacts(body: BatchRequest, session: SessionDep, principal: Wr
 @router.get(
     "/{contact_id}",
     summary="Get a contact",
-    description="Answers with the contact's `ETag`; with `If-None-Match` naming it, 304 and no body.",
+    description="Answers with the contact's `ETag`; with `If-None-Match` naming it, 304 and no body. "
+    "The id of a contact merged into another answers the survivor, whose own URL is in "
+    "`Content-Location`.",
     response_model=ContactRead,
     responses={304: {"description": "Not modified: `If-None-Match` names the current `ETag`."}, **_NOT_FOUND},
     dependencies=[requires("contacts:read")],
@@ -173,12 +175,17 @@ async def upsert_contacts(body: BatchRequest, session: SessionDep, principal: Wr
 async def get_contact(
     contact_id: uuid.UUID,
     session: ReadSessionDep,
+    request: Request,
     response: Response,
     if_none_match: IfNoneMatchHeader = None,
 ) -> ContactRead | Response:
     details = await service.get_contact(session, contact_id)
     if unchanged := not_modified(if_none_match, details.contact.etag):
         return unchanged
+    if details.contact.id != contact_id:
+        response.headers["Content-Location"] = str(
+            request.url_for("get_contact", contact_id=details.contact.id)
+        )
     response.headers[ETAG] = details.contact.etag
     return read_model(details)
 

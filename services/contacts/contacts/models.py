@@ -11,6 +11,7 @@ from sqlalchemy import (
     Integer,
     String,
     Uuid,
+    func,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -34,6 +35,7 @@ class Contact(Base):
         Index("ix_contact_owner_id", "owner", "id"),
         Index("ix_contact_country_id", "country", "id"),
         Index("ix_contact_phone", "phone"),
+        Index("ix_contact_mobile_phone", "mobile_phone"),
         Index("ix_contact_last_name_id", "last_name", "id"),
     )
 
@@ -97,6 +99,10 @@ class Contact(Base):
         return f'"{self.version}"'
 
 
+# Duplicate candidates: colleagues at a company of the same name, whatever its case.
+Index("ix_contact_company_name_lower", func.lower(Contact.company_name))
+
+
 class ContactIdentity(Base):
     """An identifier that names exactly one contact: an email, an id in another system, an anonymous id.
 
@@ -105,7 +111,10 @@ class ContactIdentity(Base):
     """
 
     __tablename__ = "contact_identity"
-    __table_args__ = (Index("ix_contact_identity_contact_id", "contact_id"),)
+    __table_args__ = (
+        Index("ix_contact_identity_contact_id", "contact_id"),
+        Index("ix_contact_identity_canonical", "canonical"),
+    )
 
     # `email`, `anonymous`, or `external:<system>`.
     namespace: Mapped[str] = mapped_column(String(120), primary_key=True)
@@ -115,6 +124,9 @@ class ContactIdentity(Base):
         ForeignKey("contact.id", ondelete="CASCADE", deferrable=True, initially="DEFERRED")
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now)
+    # For an email, the mailbox it reaches (`matching.canonical_email`): j.doe+news@gmail.com and
+    # jdoe@gmail.com differ as identities but point at one person, a duplicate candidate.
+    canonical: Mapped[str | None] = mapped_column(String(320))
 
 
 class ContactTag(Base):

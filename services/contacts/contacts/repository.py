@@ -8,6 +8,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from services.contacts.contacts.matching import canonical_email
 from services.contacts.contacts.models import (
     Contact,
     ContactIdentity,
@@ -15,6 +16,7 @@ from services.contacts.contacts.models import (
     LifecycleTransition,
     PropertyChange,
 )
+from services.contacts.contacts.schemas import EMAIL
 from shared.pagination import Keyset, PageRequest, Slice, SortKey, fetch_page, fetch_row_page
 
 NEWEST_FIRST = Keyset(SortKey(Contact.created_at, descending=True), SortKey(Contact.id, descending=True))
@@ -89,6 +91,10 @@ class ContactRepository:
         outcome, so two writers never both get one."""
         if not rows:
             return set()
+        rows = [
+            {**row, "canonical": canonical_email(row["value"]) if row["namespace"] == EMAIL else None}
+            for row in rows
+        ]
         dialect_insert = postgresql.insert if self._postgres else sqlite.insert
         statement = (
             dialect_insert(ContactIdentity)

@@ -33,6 +33,7 @@ from services.contacts.contacts.schemas import (
     LifecycleStage,
 )
 from services.contacts.db import outbox
+from services.contacts.merges.models import ContactMerge
 from services.contacts.properties.models import PropertyDefinition
 from services.contacts.properties.repository import PropertyRepository
 from services.contacts.properties.schemas import ObjectType
@@ -557,8 +558,16 @@ async def create_contacts(
 
 
 async def get_contact(session: AsyncSession, contact_id: uuid.UUID) -> ContactDetails:
-    contact = alive(await ContactRepository(session).get(contact_id), contact_id)
-    return ContactDetails.loaded(contact)
+    """The contact; for the id of a contact merged into another, the survivor (its id tells them apart)."""
+    repository = ContactRepository(session)
+    contact = await repository.get(contact_id)
+    if contact is None:
+        survivor_id = await session.scalar(
+            select(ContactMerge.survivor_id).where(ContactMerge.merged_id == contact_id)
+        )
+        if survivor_id is not None:
+            contact = await repository.get(survivor_id)
+    return ContactDetails.loaded(alive(contact, contact_id))
 
 
 async def list_contacts(session: AsyncSession, page: PageRequest) -> Slice[ContactDetails]:

@@ -26,6 +26,7 @@ from services.contacts.contacts.repository import ContactRepository
 from services.contacts.contacts.service import Author, ContactNotFound
 from services.contacts.db import outbox
 from services.contacts.erasure.models import ErasureConfirmation, ErasureReceipt
+from services.contacts.merges.models import ContactMerge
 from services.contacts.properties.models import CustomValue
 from services.contacts.properties.schemas import ObjectType
 from shared.db import utc_now
@@ -86,12 +87,24 @@ async def erase_contact(session: AsyncSession, contact_id: uuid.UUID, author: Au
             CustomValue.object_type == ObjectType.CONTACT.value, CustomValue.object_id == contact_id
         )
     )
+    # What the merges into it kept of the merged contacts is this person's data too.
+    # The rules that matched, the decisions and the counts stay; what named the person goes.
+    merges = list(await session.scalars(select(ContactMerge).where(ContactMerge.survivor_id == contact_id)))
+    for merge in merges:
+        merge.merged_snapshot = merge.reason = None
+        merge.matched = [{**reason, "detail": "erased"} for reason in merge.matched]
+    merged_ids = [merge.merged_id for merge in merges]
     receipt = ErasureReceipt(id=uuid.uuid4(), contact_id=contact_id, requested_at=now, actor=author.actor)
     session.add(receipt)
     await session.flush()
     session.add(ErasureConfirmation(receipt_id=receipt.id, service=SERVICE, confirmed_at=now))
     await session.flush()
-    await outbox.add(session, ContactErased(contact_id=contact_id, receipt_id=receipt.id, erased_at=now))
+    await outbox.add(
+        session,
+        ContactErased(
+            contact_id=contact_id, merged_contact_ids=merged_ids, receipt_id=receipt.id, erased_at=now
+        ),
+    )
     # On the stream as well, like every other service's: the receipt's confirmations are a view of the
     # stream, and `crm replay` rebuilds them from it.
     await outbox.add(

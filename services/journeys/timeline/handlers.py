@@ -8,7 +8,13 @@ from services.journeys.timeline.models import TimelineEntry
 from shared.consumer import ConsumerSpec
 from shared.db import utc_now
 from shared.events import topics
-from shared.events.catalog import ContactCreated, ContactErased, ContactUpdated, ErasureConfirmed
+from shared.events.catalog import (
+    ContactCreated,
+    ContactErased,
+    ContactMerged,
+    ContactUpdated,
+    ErasureConfirmed,
+)
 from shared.events.envelope import Envelope
 
 
@@ -38,10 +44,24 @@ async def on_contact_updated(session: AsyncSession, envelope: Envelope) -> None:
     )
 
 
+async def on_contact_merged(session: AsyncSession, envelope: Envelope) -> None:
+    event = envelope.event
+    assert isinstance(event, ContactMerged)
+    await service.repoint(session, event.merged_contact_id, event.contact_id)
+    service.record(
+        session,
+        envelope,
+        contact_id=event.contact_id,
+        properties={"merged_contact_id": str(event.merged_contact_id), "merge_id": str(event.merge_id)},
+    )
+
+
 async def on_contact_erased(session: AsyncSession, envelope: Envelope) -> None:
     event = envelope.event
     assert isinstance(event, ContactErased)
-    await service.forget(session, event.contact_id)
+    # The merged ids too: a merge into this contact may not have reached this consumer yet.
+    for contact_id in (event.contact_id, *event.merged_contact_ids):
+        await service.forget(session, contact_id)
     await outbox.add(
         session,
         ErasureConfirmed(
@@ -59,6 +79,7 @@ TIMELINE_CONSUMER = ConsumerSpec(
     handlers={
         ContactCreated: on_contact_created,
         ContactUpdated: on_contact_updated,
+        ContactMerged: on_contact_merged,
         ContactErased: on_contact_erased,
     },
     owns=[TimelineEntry],

@@ -1,7 +1,7 @@
 import uuid
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.journeys.timeline.models import TIMELINE_ENTRY, TimelineEntry
@@ -23,6 +23,14 @@ class TimelineRepository:
         # Entries staged earlier in the same consumer batch are inserted first, so they go too.
         await insert_staged(self.session)
         await self.session.execute(delete(TimelineEntry).where(TimelineEntry.contact_id == contact_id))
+
+    async def move(self, from_contact: uuid.UUID, to_contact: uuid.UUID) -> None:
+        await insert_staged(self.session)
+        await self.session.execute(
+            update(TimelineEntry)
+            .where(TimelineEntry.contact_id == from_contact)
+            .values(contact_id=to_contact)
+        )
 
     async def for_contact(self, contact_id: uuid.UUID, page: PageRequest) -> Slice[TimelineEntry]:
         # Served by ix_timeline_entry_contact_time (contact_id, occurred_at, id).

@@ -40,3 +40,8 @@ async def timeline(session: AsyncSession, contact_id: uuid.UUID, page: PageReque
 async def forget(session: AsyncSession, contact_id: uuid.UUID) -> None:
     """Erasure: the contact's timeline goes, every entry of it."""
     await TimelineRepository(session).delete_for_contact(contact_id)
+
+
+async def repoint(session: AsyncSession, merged_id: uuid.UUID, survivor_id: uuid.UUID) -> None:
+    """A merge: the merged contact's entries become the survivor's, in their places by time."""
+    await TimelineRepository(session).move(merged_id, survivor_id)
