@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -85,7 +85,9 @@ def _prepare_sqlite(engine: AsyncEngine, url: str) -> None:
 class Database:
     """An async engine and session factory for one service's database."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(
+        self, url: str, *, echo: bool = False, session_info: Mapping[str, Any] | None = None
+    ) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         options: dict[str, Any] = {"echo": echo}
@@ -94,14 +96,16 @@ class Database:
         self.engine = create_async_engine(url, **options)
         if self.is_sqlite:
             _prepare_sqlite(self.engine, url)
-        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        # `session_info` is what every session finds in `session.info` (each gets its own copy).
+        info = dict(session_info or {})
+        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False, info=info)
         # SQLite has one writer at a time. Writers of this process queue here, in order, instead of
         # racing for the database lock and backing off in SQLite's busy handler (sleeps of up to 100 ms).
         self.write_gate = asyncio.Lock()
         # Same pool; on SQLite its transactions begin without the write lock, so reads never queue
         # behind writers.
         self.read_engine = self.engine.execution_options(**{_READ_ONLY: True})
-        self.read_sessionmaker = async_sessionmaker(self.read_engine, expire_on_commit=False)
+        self.read_sessionmaker = async_sessionmaker(self.read_engine, expire_on_commit=False, info=info)
 
     async def ping(self, timeout_s: float = 5.0) -> bool:
         async def select_one() -> None:

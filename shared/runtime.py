@@ -29,6 +29,7 @@ from shared.consumer import ConsumerRunner, ConsumerSpec, ConsumerTables
 from shared.db import Database
 from shared.events import topics
 from shared.idempotency import IdempotencyStore
+from shared.identity import SESSION_KEY, IdentityHasher, identity_key
 from shared.migrations import upgrade_to_head
 from shared.observability import BUS_UP
 from shared.outbox import Outbox, OutboxRelay, OutboxTables
@@ -80,7 +81,10 @@ class ServiceRuntime:
         self.definition = definition
         self.platform = platform or load_settings(PlatformSettings)
         self.settings = settings or load_settings(definition.settings_class)
-        self.database = Database(self.settings.resolved_database_url(definition.name, self.platform))
+        self.database = Database(
+            self.settings.resolved_database_url(definition.name, self.platform),
+            session_info={SESSION_KEY: IdentityHasher(identity_key(self.platform))},
+        )
         # A bus handed in (embedded mode) belongs to the caller, who starts and stops it.
         self._owns_bus = bus is None
         self.bus = bus or create_bus(self.platform, client_id=f"crm-{definition.name}")

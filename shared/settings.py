@@ -66,6 +66,11 @@ class PlatformSettings(BaseSettings):
     bootstrap_api_key: SecretStr | None = Field(
         None, description="An admin API key every service accepts, for the first key and for operators."
     )
+    identity_hash_key: SecretStr | None = Field(
+        None,
+        description="Key of the HMAC that events carry instead of an email (`shared.identity`); the same for "
+        "every service of a deployment. Unset: a random key kept in `data_dir` (embedded mode).",
+    )
     api_key_cache_seconds: float = Field(
         0.25, ge=0, le=1, description="How long a service reuses the answer for one key before asking again."
     )

@@ -25,13 +25,26 @@ def _no_owner_region_or_country(payload: Payload) -> Payload:
     return {**payload, "owner": None, "region": None, "country": None}
 
 
+def _no_email_hashes(payload: Payload) -> Payload:
+    return {**payload, "email_hashes": []}
+
+
+EMAIL_HASHES = (
+    "Keyed hashes (HMAC-SHA256, hex, `shared.identity`) of the contact's emails, the primary one first: "
+    "a service matching people by email compares its own hash of an address, never the address."
+)
+
+
 class ContactCreated(Event):
-    """A contact was created in the contacts service."""
+    """A contact was created in the contacts service.
+
+    v3: `email_hashes`. v2: owner, region and country.
+    """
 
     topic = topics.CONTACTS.name
     type: Literal["crm.contact.created"] = "crm.contact.created"
-    schema_version: Literal[2] = 2
-    upcasters: ClassVar[Mapping[int, Upcaster]] = {1: _no_owner_region_or_country}
+    schema_version: Literal[3] = 3
+    upcasters: ClassVar[Mapping[int, Upcaster]] = {1: _no_owner_region_or_country, 2: _no_email_hashes}
 
     contact_id: uuid.UUID
     lifecycle_stage: str
@@ -40,6 +53,7 @@ class ContactCreated(Event):
     owner: str | None = None
     region: str | None = None
     country: str | None = Field(None, description="ISO 3166-1 alpha-2.")
+    email_hashes: list[str] = Field(default_factory=list, description=EMAIL_HASHES)
     created_at: datetime
 
     @property
@@ -61,6 +75,10 @@ def _string_changes_are_json(payload: Payload) -> Payload:
     return payload
 
 
+def _emails_not_said(payload: Payload) -> Payload:
+    return {**payload, "email_hashes": None}
+
+
 class ContactUpdated(Event):
     """Fields of a contact were changed; emitted only when at least one value changed.
 
@@ -70,18 +88,21 @@ class ContactUpdated(Event):
     Names, emails and phone numbers are PII, and the log keeps every event for ever, where an erasure
     could not reach them. A consumer that needs a person's current details asks the contacts service.
 
-    v2: values are any JSON (v1: strings only).
+    v3: `email_hashes` when the emails changed. v2: values are any JSON (v1: strings only).
     """
 
     topic = topics.CONTACTS.name
     type: Literal["crm.contact.updated"] = "crm.contact.updated"
-    schema_version: Literal[2] = 2
-    upcasters: ClassVar[Mapping[int, Upcaster]] = {1: _string_changes_are_json}
+    schema_version: Literal[3] = 3
+    upcasters: ClassVar[Mapping[int, Upcaster]] = {1: _string_changes_are_json, 2: _emails_not_said}
 
     contact_id: uuid.UUID
     changed_fields: list[str] = Field(description="Every field that changed, personal ones included, sorted.")
     changes: dict[str, ValueChange] = Field(
         description="Old and new values of the changed fields that are not personal data."
+    )
+    email_hashes: list[str] | None = Field(
+        None, description=EMAIL_HASHES + " Every email after the change; null when the emails did not change."
     )
     updated_at: datetime
 

@@ -45,6 +45,7 @@ from shared.db import utc_now
 from shared.errors import AlreadyExists, DomainError, Gone, InvalidValue, NotFound, StaleVersion
 from shared.events.base import Event
 from shared.events.catalog import ContactCreated, ContactLifecycleChanged, ContactUpdated, ValueChange
+from shared.identity import hasher_of
 from shared.pagination import PageRequest, Slice
 
 # Plain columns a write may set. `email` is also the primary email identity.
@@ -288,6 +289,7 @@ async def _create_many(
             )
             del wanted[index]
 
+    hasher = hasher_of(batch.session)
     rows = []
     for index in wanted:
         values = items[index][0]
@@ -327,6 +329,9 @@ async def _create_many(
                 owner=contact.owner,
                 region=contact.region,
                 country=contact.country,
+                email_hashes=[
+                    hasher.email(email) for email in ContactDetails(contact, wanted[index], []).emails
+                ],
                 created_at=contact.created_at,
             )
         )
@@ -455,6 +460,7 @@ async def _update_many(
                 existing_id=holders.get(missing[0], "unknown"),
             )
 
+    hasher = hasher_of(batch.session)
     released: list[Identity] = []
     removed_tags: list[tuple[uuid.UUID, str]] = []
     added_tags: list[dict[str, Any]] = []
@@ -512,9 +518,14 @@ async def _update_many(
             if name in PUBLISHED_VALUES
             or (name.startswith("properties.") and batch.published_property(name.removeprefix("properties.")))
         }
+        emails_changed = "email" in changes or "emails" in changes
         batch.events.append(
             ContactUpdated(
-                contact_id=contact.id, changed_fields=sorted(changes), changes=published, updated_at=now
+                contact_id=contact.id,
+                changed_fields=sorted(changes),
+                changes=published,
+                email_hashes=[hasher.email(email) for email in details.emails] if emails_changed else None,
+                updated_at=now,
             )
         )
         if "lifecycle_stage" in update.scalars:
