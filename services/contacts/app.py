@@ -1,4 +1,5 @@
-"""People, companies, deals and pipelines, lifecycle stages, consent, segments, identities."""
+"""People, companies, deals and pipelines, lifecycle stages, consent, segments, identities, and what
+people say: notes, reviews, ratings, feedback, suggestions."""
 
 from pathlib import Path
 
@@ -9,6 +10,7 @@ from services.contacts.consents.endpoints import router as consents_router
 from services.contacts.contacts.endpoints import router as contacts_router
 from services.contacts.db import Base, tables
 from services.contacts.deals.endpoints import router as deals_router
+from services.contacts.entries.endpoints import router as entries_router
 from services.contacts.erasure.endpoints import router as erasure_router
 from services.contacts.erasure.handlers import ERASURE_CONSUMER
 from services.contacts.exports.endpoints import router as exports_router
@@ -34,6 +36,7 @@ DEFINITION = ServiceDefinition(
         exports_router,
         contacts_router,
         consents_router,
+        entries_router,
         erasure_router,
         companies_router,
         pipelines_router,
