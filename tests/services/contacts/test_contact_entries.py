@@ -486,6 +486,30 @@ async def test_a_create_repeated_with_its_idempotency_key_records_one_entry(api:
     assert len(await outbox_events(runtime, FEEDBACK)) == 1
 
 
+async def test_an_erased_contact_has_no_entries_left_and_every_route_answers_410(api: Api) -> None:
+    client, runtime = api
+    contact_id = await create_contact(client)
+    kept = await create_contact(client)
+    entry = await _record(client, contact_id, **NPS_ANSWER)
+    await _record(client, contact_id, kind="note", body="Ingrid Bergström, call back Tuesday")
+    await _record(client, kept, kind="note", body="Someone else")
+    assert (await client.post(f"/v1/contacts/{contact_id}/erasure")).status_code == 202
+
+    async with runtime.database.sessionmaker() as session:
+        left = list(await session.scalars(select(ContactEntry.contact_id)))
+    assert [str(owner) for owner in left] == [kept], "the erased person's entries are deleted, others stay"
+    base = f"/v1/contacts/{contact_id}/entries"
+    for response in (
+        await client.post(base, json={"kind": "note", "body": "x"}),
+        await client.get(base),
+        await client.get(f"{base}/summary"),
+        await client.get(f"{base}/{entry['id']}"),
+        await client.patch(f"{base}/{entry['id']}", json={"body": "y"}),
+        await client.delete(f"{base}/{entry['id']}"),
+    ):
+        assert problem(response, 410)["title"] == "Contact gone"
+
+
 async def test_the_openapi_document_shows_the_routes_with_examples(api: Api) -> None:
     client, _ = api
     schema = (await client.get("/openapi.json")).json()
