@@ -1,4 +1,5 @@
-"""People, companies, deals and pipelines, lifecycle stages, consent, segments, identities."""
+"""People, companies, deals and pipelines, lifecycle stages, consent, segments, identities, and what
+people say: notes, reviews, ratings, feedback, suggestions."""
 
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from services.contacts.contacts.endpoints import router as contacts_router
 from services.contacts.db import Base, tables
 from services.contacts.deals.endpoints import router as deals_router
 from services.contacts.duplicates.endpoints import router as duplicates_router
+from services.contacts.entries.endpoints import router as entries_router
 from services.contacts.erasure.endpoints import router as erasure_router
 from services.contacts.erasure.handlers import ERASURE_CONSUMER
 from services.contacts.exports.endpoints import router as exports_router
@@ -38,6 +40,7 @@ DEFINITION = ServiceDefinition(
         consents_router,
         duplicates_router,
         merges_router,
+        entries_router,
         erasure_router,
         companies_router,
         pipelines_router,

@@ -18,6 +18,7 @@ from shared.events.base import Event, Payload, Upcaster
 from shared.events.base import FieldChange as FieldChange  # re-exported: it moved to base, shared by all
 from shared.events.companies import CompanyContactAdded, CompanyContactRemoved, CompanyCreated, CompanyUpdated
 from shared.events.deals import DealCreated, DealLost, DealStageChanged, DealUpdated, DealWon
+from shared.events.entries import ContactFeedbackRecorded, ContactFeedbackRemoved
 from shared.events.registry import EventRegistry
 
 
@@ -228,6 +229,8 @@ REGISTRY = EventRegistry(
         ContactConsentChanged,
         ContactMerged,
         ContactErased,
+        ContactFeedbackRecorded,
+        ContactFeedbackRemoved,
         ErasureConfirmed,
         CompanyCreated,
         CompanyUpdated,

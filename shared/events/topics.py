@@ -50,7 +50,10 @@ class TopicDefinition:
 
 CONTACTS: Final = TopicDefinition(
     name="crm.contacts",
-    description="People and companies: created, updated, merged, erased; consent and lifecycle changes.",
+    description=(
+        "People and companies: created, updated, merged, erased; consent and lifecycle changes; the "
+        "scores people give (feedback)."
+    ),
     key="contact id (the merged, losing one for `crm.contact.merged`); company id for `crm.company.*` events",
     event_types=(
         "crm.contact.created",
@@ -59,6 +62,8 @@ CONTACTS: Final = TopicDefinition(
         "crm.contact.consent_changed",
         "crm.contact.merged",
         "crm.contact.erased",
+        "crm.contact.feedback_recorded",
+        "crm.contact.feedback_removed",
         "crm.company.created",
         "crm.company.updated",
         "crm.company.contact_added",

@@ -39,9 +39,10 @@ async def _read(session: ReadSessionDep | SessionDep, receipt_id: uuid.UUID) -> 
     status_code=status.HTTP_202_ACCEPTED,
     summary="Erase a person's data",
     description="Removes the contact's personal data here at once (identities, names, addresses, custom "
-    "values, history, consent records) and announces `crm.contact.erased`, so each service erases what "
-    "it holds and confirms. Answers with a receipt; `GET /v1/erasures/{id}` shows each confirmation as "
-    "it arrives. Afterwards the contact reads 410. Asked again, the same receipt.",
+    "values, history, consent records, notes, reviews, ratings and feedback) and announces "
+    "`crm.contact.erased`, so each service erases what it holds and confirms. Answers with a receipt; "
+    "`GET /v1/erasures/{id}` shows each confirmation as it arrives. Afterwards the contact reads 410. "
+    "Asked again, the same receipt.",
     responses={404: problem_doc("No such contact."), **PROBLEM_RESPONSES},
 )
 async def erase_contact(

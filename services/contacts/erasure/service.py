@@ -2,9 +2,10 @@
 
 What stays of an erased contact is a tombstone that holds no personal data: its id, when it was created
 and erased, and what the KPIs count (lifecycle stage, owner, region, source, the counters), so totals
-over the past do not change. Identities, tags, custom values, property history, lifecycle reasons and
-consent records are deleted. Reads of the contact answer 410. Events never carried personal data, so
-the log needs no rewriting (see `shared.events.catalog`).
+over the past do not change. Identities, tags, custom values, property history, lifecycle reasons,
+consent records and entries (notes, reviews, ratings, feedback: free text about the person) are
+deleted. Reads of the contact answer 410. Events never carried personal data, so the log needs no
+rewriting (see `shared.events.catalog`); the scores announced stay counted, without the person.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from services.contacts.contacts.models import (
 from services.contacts.contacts.repository import ContactRepository
 from services.contacts.contacts.service import Author, ContactNotFound
 from services.contacts.db import outbox
+from services.contacts.entries.models import ContactEntry
 from services.contacts.erasure.models import ErasureConfirmation, ErasureReceipt
 from services.contacts.merges.models import ContactMerge
 from services.contacts.properties.models import CustomValue
@@ -80,6 +82,7 @@ async def erase_contact(session: AsyncSession, contact_id: uuid.UUID, author: Au
         (PropertyChange, PropertyChange.contact_id),
         (LifecycleTransition, LifecycleTransition.contact_id),
         (ConsentRecord, ConsentRecord.contact_id),
+        (ContactEntry, ContactEntry.contact_id),
     ):
         await session.execute(delete(table).where(owner == contact_id))
     await session.execute(

@@ -9,6 +9,7 @@ from services.contacts.consents.schemas import ConsentRecordRead
 from services.contacts.consents.service import marketing_allowed
 from services.contacts.contacts.endpoints import read_model
 from services.contacts.contacts.schemas import LifecycleTransitionRead, PropertyChangeRead
+from services.contacts.entries.endpoints import read_model as entry_read_model
 from services.contacts.exports import service
 from services.contacts.exports.schemas import ExportFormat, HeldElsewhere, PersonalDataExport
 from shared.web.auth import requires
@@ -66,8 +67,9 @@ async def export_contacts(
 @router.get(
     "/{contact_id}/export",
     summary="Everything held about one person",
-    description="A data-access export: the contact, every recorded change, lifecycle transitions and "
-    "consent statements, and what the other services hold about the person and where to read it.",
+    description="A data-access export: the contact, every recorded change, lifecycle transitions, "
+    "consent statements and entries (notes, reviews, ratings, feedback, suggestions), and what the other "
+    "services hold about the person and where to read it.",
     responses={
         404: problem_doc("No such contact."),
         410: problem_doc("The contact was erased."),
@@ -82,5 +84,6 @@ async def export_person(contact_id: uuid.UUID, session: ReadSessionDep) -> Perso
         history=[PropertyChangeRead.model_validate(row) for row in data["history"]],
         lifecycle=[LifecycleTransitionRead.model_validate(row) for row in data["lifecycle"]],
         consents=[ConsentRecordRead.model_validate(row) for row in data["consents"]],
+        entries=[entry_read_model(entry) for entry in data["entries"]],
         elsewhere=[HeldElsewhere.model_validate(entry) for entry in data["elsewhere"]],
     )

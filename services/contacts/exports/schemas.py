@@ -4,6 +4,7 @@ from pydantic import BaseModel, Field
 
 from services.contacts.consents.schemas import ConsentRecordRead
 from services.contacts.contacts.schemas import ContactRead, LifecycleTransitionRead, PropertyChangeRead
+from services.contacts.entries.schemas import EntryRead
 
 
 class ExportFormat(StrEnum):
@@ -25,4 +26,7 @@ class PersonalDataExport(BaseModel):
     history: list[PropertyChangeRead] = Field(description="Every recorded change, oldest first.")
     lifecycle: list[LifecycleTransitionRead]
     consents: list[ConsentRecordRead] = Field(description="Every consent and subscription statement.")
+    entries: list[EntryRead] = Field(
+        description="Every note, review, rating, feedback and suggestion, oldest first (by when it occurred)."
+    )
     elsewhere: list[HeldElsewhere]

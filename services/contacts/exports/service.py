@@ -21,6 +21,7 @@ from services.contacts.consents.models import ConsentRecord
 from services.contacts.contacts.models import Contact, LifecycleTransition, PropertyChange
 from services.contacts.contacts.repository import WITH_DETAILS, ContactRepository
 from services.contacts.contacts.service import SCALARS, ContactDetails, alive
+from services.contacts.entries.repository import EntryRepository
 from services.contacts.properties.repository import PropertyRepository
 from services.contacts.properties.schemas import ObjectType
 from shared.db import Database, read_scope
@@ -140,6 +141,7 @@ async def person_data(session: AsyncSession, contact_id: uuid.UUID) -> dict[str,
             LifecycleTransition, LifecycleTransition.contact_id, LifecycleTransition.changed_at
         ),
         "consents": await every(ConsentRecord, ConsentRecord.contact_id, ConsentRecord.recorded_at),
+        "entries": await EntryRepository(session).oldest_first(contact_id),
         "elsewhere": [{**entry, "read_at": _at(entry["read_at"], contact_id)} for entry in ELSEWHERE],
     }
 

@@ -57,7 +57,7 @@ class MergeRead(BaseModel):
     )
     moved: dict[str, int] = Field(
         description="Rows moved to the survivor: property changes, lifecycle transitions, consent records, "
-        "company and deal associations."
+        "entries (notes, reviews, ratings), company and deal associations."
     )
     merged_snapshot: dict[str, Any] | None = Field(
         description="The merged contact as it read just before the merge. Erasing the survivor empties it, "

@@ -38,6 +38,7 @@ from services.contacts.contacts.service import (
 )
 from services.contacts.deals.models import DealContact
 from services.contacts.duplicates.service import candidates_for
+from services.contacts.entries.models import ContactEntry
 from services.contacts.merges.models import ContactMerge
 from services.contacts.properties.models import CustomValue
 from services.contacts.properties.schemas import ObjectType
@@ -181,6 +182,7 @@ async def _repoint(session: AsyncSession, survivor_id: uuid.UUID, merged_id: uui
         ("property_changes", PropertyChange),
         ("lifecycle_transitions", LifecycleTransition),
         ("consent_records", ConsentRecord),
+        ("entries", ContactEntry),
     ):
         result = await session.execute(
             update(table).where(table.contact_id == merged_id).values(contact_id=survivor_id)

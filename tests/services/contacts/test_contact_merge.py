@@ -136,6 +136,11 @@ async def test_a_merge_keeps_everything_of_both_and_explains_itself(api: Api) ->
             },
         )
         assert response.status_code in (200, 201), response.text
+    review = await client.post(
+        f"/v1/contacts/{augusta['id']}/entries",
+        json={"kind": "review", "body": "Splendid engine.", "score": 5, "scale": "five_star"},
+    )
+    assert review.status_code == 201, review.text
     company = (
         await client.post("/v1/companies", json={"name": "Analytical Engines", "domain": "engines.example"})
     ).json()
@@ -233,6 +238,9 @@ async def test_a_merge_keeps_everything_of_both_and_explains_itself(api: Api) ->
     moved = merge["moved"]
     assert (moved["companies"], moved["deals"], moved["consent_records"]) == (0, 1, 1), "shared ones once"
     assert moved["property_changes"] >= 10
+    assert moved["entries"] == 1
+    entries = (await client.get(f"/v1/contacts/{ada['id']}/entries")).json()["items"]
+    assert [entry["id"] for entry in entries] == [review.json()["id"]]
     assert merge["merged_snapshot"]["email"] == "adalovelace+crm@gmail.com"
 
     # The events: the survivor's changes, then the merge keyed by the merged contact; no personal data.

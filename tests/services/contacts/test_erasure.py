@@ -74,8 +74,17 @@ async def test_an_erased_contact_reads_410_and_leaves_no_personal_data_anywhere(
             "proof": {"method": "checkbox", "wording": "Augusta agrees", "ip_address": "203.0.113.7"},
         },
     )
+    await client.post(
+        f"{url}/entries",
+        json={
+            "kind": "review",
+            "body": "Augusta praised the Analytical Engine",
+            "score": 5,
+            "scale": "five_star",
+        },
+    )
     before = await _everything_stored(runtime)
-    assert all(value in before for value in PERSONAL), "the test data must be there to be erased"
+    assert all(value in before for value in (*PERSONAL, "Analytical")), "the test data must be there"
 
     erased = await client.post(f"{url}/erasure")
     assert erased.status_code == 202, erased.text
@@ -98,6 +107,7 @@ async def test_an_erased_contact_reads_410_and_leaves_no_personal_data_anywhere(
         await client.get(f"{url}/history"),
         await client.get(f"{url}/lifecycle"),
         await client.get(f"{url}/consents"),
+        await client.get(f"{url}/entries"),
     ):
         assert response.status_code == 410, response.text
         assert response.headers["content-type"] == "application/problem+json"
@@ -105,7 +115,7 @@ async def test_an_erased_contact_reads_410_and_leaves_no_personal_data_anywhere(
     assert (await client.post("/v1/contacts/search", json={"with_total": True})).json()["total"] == 0
 
     stored = await _everything_stored(runtime)
-    leaks = [value for value in (*PERSONAL, "203.0.113.7", "Lady") if value in stored]
+    leaks = [value for value in (*PERSONAL, "203.0.113.7", "Lady", "Analytical") if value in stored]
     assert not leaks, f"personal data left after erasure: {leaks}"
     # What the KPIs count stays, without the person.
     assert "user_17" in stored

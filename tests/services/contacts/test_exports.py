@@ -88,9 +88,16 @@ async def test_a_person_export_holds_everything_here_and_names_what_is_elsewhere
             "proof": {"method": "verbal"},
         },
     )
+    rating = await client.post(
+        f"{url}/entries",
+        json={"kind": "rating", "score": 4, "scale": "csat", "occurred_at": "2025-06-01T10:00:00Z"},
+    )
+    note = await client.post(f"{url}/entries", json={"kind": "note", "body": "Ada asked for a callback."})
     response = await client.get(f"{url}/export")
     assert response.status_code == 200, response.text
     data = response.json()
+    # Every entry as it reads on its own, oldest first by when it occurred.
+    assert data["entries"] == [rating.json(), note.json()]
     assert data["contact"] == (await client.get(url)).json()
     assert ("lifecycle_stage", "subscriber", "customer") in [
         (h["property"], h["old_value"], h["new_value"]) for h in data["history"]

@@ -1,0 +1,1 @@
+"""A contact's qualitative entries: notes, reviews, ratings, feedback and suggestions, with scores."""
