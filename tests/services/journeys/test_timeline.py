@@ -16,7 +16,7 @@ from services.journeys.db import tables
 from services.journeys.timeline.handlers import TIMELINE_CONSUMER
 from shared.bus.embedded import EmbeddedBus
 from shared.events import topics
-from shared.events.catalog import ContactCreated, ContactErased, ContactUpdated, ValueChange
+from shared.events.catalog import ContactCreated, ContactErased, ContactMerged, ContactUpdated, ValueChange
 from shared.events.envelope import to_message
 from shared.testing.apps import service_client
 from shared.testing.consumers import wait_until_caught_up
@@ -177,3 +177,55 @@ async def test_an_erasure_removes_entries_staged_in_the_same_batch_and_is_confir
     assert len(kept) == 1
     [confirmation] = [json.loads(payload) for payload in confirmations]
     assert (confirmation["receipt_id"], confirmation["service"]) == (str(receipt_id), "journeys")
+
+
+async def test_an_erasure_that_arrives_before_the_merge_still_erases_the_merged_contacts_entries(
+    database_url: str, local_bus: EmbeddedBus, tmp_path: Path
+) -> None:
+    """The merge is keyed by the merged contact, the erasure by the survivor: on Kafka they may arrive in
+    either order. Erased first, the merged contact's entries go by the erasure's `merged_contact_ids`,
+    and the merge that follows moves nothing back."""
+    survivor, merged, bystander = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    at = datetime(2026, 11, 1, tzinfo=UTC)
+    messages = [
+        to_message(
+            ContactCreated(contact_id=c, lifecycle_stage="lead", created_at=at), source="/crm/contacts"
+        )
+        for c in (survivor, merged, bystander)
+    ]
+    messages += [
+        to_message(
+            ContactErased(
+                contact_id=survivor, merged_contact_ids=[merged], receipt_id=uuid.uuid4(), erased_at=at
+            ),
+            source="/crm/contacts",
+        ),
+        to_message(
+            ContactMerged(
+                contact_id=survivor, merged_contact_id=merged, merge_id=uuid.uuid4(), actor="k", merged_at=at
+            ),
+            source="/crm/contacts",
+        ),
+    ]
+    async with service_client(
+        DEFINITION, database_url=database_url, bus=local_bus, data_dir=tmp_path, relay=False
+    ) as (client, runtime):
+        await local_bus.publish(messages)
+        await wait_until_caught_up(
+            runtime.database,
+            DEFINITION.consumer_tables,
+            TIMELINE_CONSUMER.name,
+            local_bus,
+            [topics.CONTACTS.name],
+        )
+        timelines = {
+            contact: [
+                e["event_type"]
+                for e in (await client.get(f"/v1/contacts/{contact}/timeline")).json()["items"]
+            ]
+            for contact in (survivor, merged, bystander)
+        }
+    assert timelines[merged] == []
+    assert timelines[bystander] == ["crm.contact.created"]
+    # Only the merge's own entry: the survivor's creation and the merged one's were erased.
+    assert timelines[survivor] == ["crm.contact.merged"]
