@@ -115,12 +115,14 @@ async def test_a_contact_holds_identity_descriptive_and_custom_data_and_publishe
 
     [created] = await _events(runtime, "crm.contact.created")
     assert (created["schema_version"], created["owner"], created["region"], created["country"]) == (
-        2,
+        3,
         "user_17",
         "EMEA",
         "GB",
     )
+    assert len(created["email_hashes"]) == len(ada["emails"]), "every email, as a keyed hash"
     [updated] = await _events(runtime, "crm.contact.updated")
+    assert updated["email_hashes"] is None, "the emails did not change"
     assert updated["changed_fields"] == ["last_name", "properties.nickname", "properties.score", "region"]
     # Values only of fields that are not personal data: the region, and `score` (personal_data: false).
     assert updated["changes"] == {
