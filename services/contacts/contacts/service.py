@@ -1,6 +1,6 @@
 """Business rules for contacts. Flushes, never commits: the caller's session scope commits.
 
-Three ways write contacts, and all go through `_create_many` and `_update_many`, so a field is checked,
+Three ways write contacts, and all go through `_create_many` and `update_many`, so a field is checked,
 recorded in the history and announced the same way whichever way it came:
 - `create_contacts`: POST, through group commit (many requests, one transaction; see `shared.batching`);
 - `update_contact`: PATCH, a merge patch of one contact, optionally under `If-Match`;
@@ -158,7 +158,7 @@ def describe(identity: Identity) -> str:
     return f"{namespace.removeprefix(EXTERNAL_PREFIX)} id {value}"
 
 
-def _json(value: Any) -> Any:
+def as_json(value: Any) -> Any:
     """A value as the history and the stream hold it."""
     if isinstance(value, date | datetime):
         return value.isoformat()
@@ -166,8 +166,10 @@ def _json(value: Any) -> Any:
 
 
 @dataclass
-class _Batch:
-    """What one write collects, to insert in one statement per table at the end."""
+class WriteBatch:
+    """What one write collects, to insert in one statement per table at the end. Another feature that
+    changes contacts (a merge) plans and applies its updates through one, so its changes are checked,
+    kept in the history and announced like any other write."""
 
     session: AsyncSession
     repository: ContactRepository
@@ -178,7 +180,7 @@ class _Batch:
     custom_values: dict[uuid.UUID, dict[str, list[Any]]] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, session: AsyncSession) -> _Batch:
+    def of(cls, session: AsyncSession) -> WriteBatch:
         return cls(session, ContactRepository(session))
 
     async def check_properties(self, given: Mapping[str, Any] | None) -> dict[str, CheckedValue]:
@@ -200,8 +202,8 @@ class _Batch:
                 "id": uuid.uuid4(),
                 "contact_id": contact_id,
                 "property": name,
-                "old_value": _json(old),
-                "new_value": _json(new),
+                "old_value": as_json(old),
+                "new_value": as_json(new),
                 "changed_at": at,
                 "actor": author.actor,
                 "source": author.source,
@@ -239,7 +241,7 @@ class _Batch:
 
 
 async def _create_many(
-    batch: _Batch, items: Sequence[tuple[Mapping[str, Any], Author]]
+    batch: WriteBatch, items: Sequence[tuple[Mapping[str, Any], Author]]
 ) -> list[ContactDetails | DomainError]:
     """Create a contact per item (all fields as given, None for the rest) in one statement per table."""
     outcomes: list[ContactDetails | DomainError | None] = [None] * len(items)
@@ -391,8 +393,8 @@ def _desired_identities(
     return list(dict.fromkeys(kept))
 
 
-async def _plan_update(
-    batch: _Batch,
+async def plan_update(
+    batch: WriteBatch,
     details: ContactDetails,
     values: Mapping[str, Any],
     author: Author,
@@ -426,8 +428,8 @@ async def _plan_update(
     )
 
 
-async def _update_many(
-    batch: _Batch, updates: Sequence[_Update]
+async def update_many(
+    batch: WriteBatch, updates: Sequence[_Update]
 ) -> list[tuple[ContactDetails, bool] | DomainError]:
     """Apply planned updates; each gives the contact and whether it changed, or its own error."""
     outcomes: list[tuple[ContactDetails, bool] | DomainError | None] = [None] * len(updates)
@@ -513,7 +515,7 @@ async def _update_many(
         batch.record(contact.id, update.author, now, changes)
         outcomes[index] = (details, True)
         published = {
-            name: ValueChange(old=_json(old), new=_json(new))
+            name: ValueChange(old=as_json(old), new=as_json(new))
             for name, (old, new) in changes.items()
             if name in PUBLISHED_VALUES
             or (name.startswith("properties.") and batch.published_property(name.removeprefix("properties.")))
@@ -562,7 +564,7 @@ async def create_contacts(
 ) -> list[ContactDetails | DomainError]:
     """Create a batch of contacts (see `shared.batching`). An identity that is taken, or that an earlier
     item of the batch takes, makes that item an `AlreadyExists` naming the holder; it writes nothing."""
-    batch = _Batch.of(session)
+    batch = WriteBatch.of(session)
     outcomes = await _create_many(batch, [(item.data.model_dump(), item.author) for item in items])
     await batch.finish()
     return outcomes
@@ -623,14 +625,14 @@ async def update_contact(
     contact is read locked (PostgreSQL; SQLite has one writer at a time), so the tag compared is the
     one the UPDATE replaces; the UPDATE's version check (`Contact.version`) guards the rest.
     """
-    batch = _Batch.of(session)
+    batch = WriteBatch.of(session)
     contact = alive(await batch.repository.get(contact_id, fresh=True, for_update=True), contact_id)
     if if_match is not None and contact.etag not in if_match:
         raise StaleVersion("Contact", contact_id, current=contact.etag)
-    update = await _plan_update(
+    update = await plan_update(
         batch, ContactDetails.loaded(contact), patch.given(), author, add_only=False, reason=reason
     )
-    [outcome] = await _update_many(batch, [update])
+    [outcome] = await update_many(batch, [update])
     if isinstance(outcome, DomainError):
         raise outcome
     await batch.finish()
@@ -664,7 +666,7 @@ async def upsert_contacts(
         else:
             pending.append((index, values))
 
-    batch = _Batch.of(session)
+    batch = WriteBatch.of(session)
     while pending:
         holders = await batch.repository.holders({i for _, values in pending for i in identities_of(values)})
         this_round: list[tuple[int, dict[str, Any], uuid.UUID | None]] = []
@@ -716,14 +718,14 @@ async def upsert_contacts(
         updates: list[tuple[int, _Update]] = []
         for index, values, target in targets:
             try:
-                plan = await _plan_update(
+                plan = await plan_update(
                     batch, ContactDetails.loaded(contacts[target]), values, author, add_only=True
                 )
             except DomainError as exc:
                 results[index] = RecordResult(index=index, status=Outcome.ERROR, error=error_of(exc))
                 continue
             updates.append((index, plan))
-        applied = await _update_many(batch, [plan for _, plan in updates])
+        applied = await update_many(batch, [plan for _, plan in updates])
         for (index, plan), result in zip(updates, applied, strict=True):
             if isinstance(result, DomainError):
                 results[index] = RecordResult(index=index, status=Outcome.ERROR, error=error_of(result))

@@ -30,11 +30,11 @@ from services.contacts.contacts.service import (
     Author,
     ContactDetails,
     ContactNotFound,
-    _Batch,
-    _json,
-    _plan_update,
-    _update_many,
+    WriteBatch,
     alive,
+    as_json,
+    plan_update,
+    update_many,
 )
 from services.contacts.deals.models import DealContact
 from services.contacts.duplicates.service import candidates_for
@@ -74,7 +74,7 @@ def _snapshot(details: ContactDetails) -> dict[str, Any]:
     contact = details.contact
     return {
         "id": str(contact.id),
-        **{name: _json(getattr(contact, name)) for name in SCALARS},
+        **{name: as_json(getattr(contact, name)) for name in SCALARS},
         "emails": details.emails,
         "external_ids": details.external_ids,
         "anonymous_ids": details.anonymous_ids,
@@ -85,8 +85,8 @@ def _snapshot(details: ContactDetails) -> dict[str, Any]:
         "visits": contact.visits,
         "purchases": contact.purchases,
         "revenue_minor": contact.revenue_minor,
-        "last_activity_at": _json(contact.last_activity_at),
-        "created_at": _json(contact.created_at),
+        "last_activity_at": as_json(contact.last_activity_at),
+        "created_at": as_json(contact.created_at),
     }
 
 
@@ -223,7 +223,7 @@ async def merge_contacts(
     """Merge `merged_id` into `survivor_id` (see the module's doc). Both are locked first, in id order."""
     if survivor_id == merged_id:
         raise MergeIntoItself()
-    batch = _Batch.of(session)
+    batch = WriteBatch.of(session)
     locked = {
         contact.id: contact
         for contact in await batch.repository.many([survivor_id, merged_id], for_update=True)
@@ -258,7 +258,7 @@ async def merge_contacts(
     survivor_row.subscriptions = _latest(survivor_row.subscriptions, merged_row.subscriptions)
     survivor_row.updated_at = now
 
-    plan = await _plan_update(
+    plan = await plan_update(
         batch,
         survivor,
         values,
@@ -266,7 +266,7 @@ async def merge_contacts(
         add_only=False,
         reason=f"merge of contact {merged_id}",
     )
-    [outcome] = await _update_many(batch, [plan])
+    [outcome] = await update_many(batch, [plan])
     if isinstance(outcome, DomainError):
         raise outcome
     moved = await _repoint(session, survivor_id, merged_id)
