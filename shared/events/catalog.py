@@ -10,12 +10,13 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import Field
 
 from shared.auth.events import ApiKeyCreated, ApiKeyRevoked
 from shared.events import topics
-from shared.events.base import Event, Payload, Upcaster
+from shared.events.base import Event, Payload, Upcaster, string_changes_are_json
 from shared.events.base import FieldChange as FieldChange  # re-exported: it moved to base, shared by all
+from shared.events.base import ValueChange as ValueChange  # re-exported, as FieldChange
 from shared.events.companies import CompanyContactAdded, CompanyContactRemoved, CompanyCreated, CompanyUpdated
 from shared.events.deals import DealCreated, DealLost, DealStageChanged, DealUpdated, DealWon
 from shared.events.registry import EventRegistry
@@ -47,20 +48,6 @@ class ContactCreated(Event):
         return str(self.contact_id)
 
 
-class ValueChange(BaseModel):
-    """A field's value before and after an update, as JSON (a custom property may be a number or a list)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    old: JsonValue
-    new: JsonValue
-
-
-def _string_changes_are_json(payload: Payload) -> Payload:
-    # v1 carried strings only, and a string is a JSON value: v1 data is valid v2 data.
-    return payload
-
-
 class ContactUpdated(Event):
     """Fields of a contact were changed; emitted only when at least one value changed.
 
@@ -76,7 +63,7 @@ class ContactUpdated(Event):
     topic = topics.CONTACTS.name
     type: Literal["crm.contact.updated"] = "crm.contact.updated"
     schema_version: Literal[2] = 2
-    upcasters: ClassVar[Mapping[int, Upcaster]] = {1: _string_changes_are_json}
+    upcasters: ClassVar[Mapping[int, Upcaster]] = {1: string_changes_are_json}
 
     contact_id: uuid.UUID
     changed_fields: list[str] = Field(description="Every field that changed, personal ones included, sorted.")

@@ -15,7 +15,7 @@ from services.contacts.db import outbox
 from shared.batch import BatchResult, Outcome, RecordError, RecordResult, error_of, validate_each
 from shared.db import utc_now
 from shared.errors import AlreadyExists, DomainError, InvalidValue, NotFound, StaleVersion
-from shared.events.base import FieldChange
+from shared.events.base import ValueChange
 from shared.events.companies import (
     CompanyContactAdded,
     CompanyContactRemoved,
@@ -167,7 +167,7 @@ async def _change(
                 company_id=company.id,
                 changed_fields=sorted(changes),
                 changes={
-                    name: FieldChange(old=_as_text(old), new=_as_text(new))
+                    name: ValueChange(old=_as_text(old), new=_as_text(new))
                     for name, (old, new) in changes.items()
                     if name not in _UNPUBLISHED_VALUES
                 },

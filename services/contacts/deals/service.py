@@ -22,7 +22,7 @@ from services.contacts.pipelines.repository import DEFAULT_KEY, PipelineReposito
 from shared.batch import BatchResult, Outcome, RecordError, RecordResult, error_of, validate_each
 from shared.db import utc_now
 from shared.errors import AlreadyExists, DomainError, InvalidValue, NotFound, StaleVersion
-from shared.events.base import FieldChange
+from shared.events.base import ValueChange
 from shared.events.deals import (
     DealCreated,
     DealLost,
@@ -235,7 +235,7 @@ async def _change(
                 **_snapshot(deal, await _current_stage(repository, deal)),
                 changed_fields=sorted(changes),
                 changes={
-                    name: FieldChange(old=_as_text(old), new=_as_text(new))
+                    name: ValueChange(old=_as_text(old), new=_as_text(new))
                     for name, (old, new) in changes.items()
                     if name not in _UNPUBLISHED_VALUES
                 },
