@@ -43,6 +43,7 @@ def _read(found: service.DealView) -> DealRead:
         owner=deal.owner,
         expected_close_date=deal.expected_close_date,
         external_id=deal.external_id,
+        properties=deal.properties,
         closed_at=deal.closed_at,
         close_reason=deal.close_reason,
         contact_ids=found.contact_ids,
