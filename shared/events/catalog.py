@@ -17,8 +17,14 @@ from shared.events import topics
 from shared.events.base import Event, Payload, Upcaster, string_changes_are_json
 from shared.events.base import FieldChange as FieldChange  # re-exported: it moved to base, shared by all
 from shared.events.base import ValueChange as ValueChange  # re-exported, as FieldChange
-from shared.events.companies import CompanyContactAdded, CompanyContactRemoved, CompanyCreated, CompanyUpdated
-from shared.events.deals import DealCreated, DealLost, DealStageChanged, DealUpdated, DealWon
+from shared.events.companies import (
+    CompanyContactAdded,
+    CompanyContactRemoved,
+    CompanyCreated,
+    CompanyDeleted,
+    CompanyUpdated,
+)
+from shared.events.deals import DealCreated, DealDeleted, DealLost, DealStageChanged, DealUpdated, DealWon
 from shared.events.registry import EventRegistry
 
 
@@ -166,10 +172,12 @@ REGISTRY = EventRegistry(
         CompanyUpdated,
         CompanyContactAdded,
         CompanyContactRemoved,
+        CompanyDeleted,
         DealCreated,
         DealUpdated,
         DealStageChanged,
         DealWon,
         DealLost,
+        DealDeleted,
     ]
 )

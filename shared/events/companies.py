@@ -88,6 +88,22 @@ class CompanyContactAdded(Event):
         return str(self.company_id)
 
 
+class CompanyDeleted(Event):
+    """A company was deleted, and with it its custom property values and its associations with contacts
+    and deals: no `crm.company.contact_removed` is sent for those, this event stands for them all."""
+
+    topic = topics.CONTACTS.name
+    type: Literal["crm.company.deleted"] = "crm.company.deleted"
+    schema_version: Literal[1] = 1
+
+    company_id: uuid.UUID
+    deleted_at: datetime
+
+    @property
+    def key(self) -> str:
+        return str(self.company_id)
+
+
 class CompanyContactRemoved(Event):
     """A contact's association with a company was removed."""
 

@@ -104,6 +104,16 @@ class DealWon(DealSnapshot):
     changed_by: str = Field(description="Id of the API key that closed it.")
 
 
+class DealDeleted(DealSnapshot):
+    """A deal was deleted, with its stage history, associations and custom property values. It carries
+    the deal as it stood, so that a consumer can take it out of what it counted."""
+
+    type: Literal["crm.deal.deleted"] = "crm.deal.deleted"
+    schema_version: Literal[1] = 1
+
+    deleted_at: datetime
+
+
 class DealLost(DealSnapshot):
     """A deal entered its pipeline's lost stage."""
 

@@ -50,7 +50,8 @@ class TopicDefinition:
 
 CONTACTS: Final = TopicDefinition(
     name="crm.contacts",
-    description="People and companies: created, updated, merged, erased; consent and lifecycle changes.",
+    description="People and companies: created, updated, merged, erased or deleted; consent and lifecycle "
+    "changes.",
     key="contact id; company id for `crm.company.*` events",
     event_types=(
         "crm.contact.created",
@@ -62,12 +63,13 @@ CONTACTS: Final = TopicDefinition(
         "crm.company.updated",
         "crm.company.contact_added",
         "crm.company.contact_removed",
+        "crm.company.deleted",
     ),
     producers=("contacts",),
 )
 DEALS: Final = TopicDefinition(
     name="crm.deals",
-    description="Deals and pipelines: created, moved between stages, won, lost.",
+    description="Deals and pipelines: created, moved between stages, won, lost, deleted.",
     key="deal id",
     event_types=(
         "crm.deal.created",
@@ -75,6 +77,7 @@ DEALS: Final = TopicDefinition(
         "crm.deal.stage_changed",
         "crm.deal.won",
         "crm.deal.lost",
+        "crm.deal.deleted",
     ),
     producers=("contacts",),
 )

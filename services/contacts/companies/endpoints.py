@@ -151,6 +151,25 @@ async def update_company(
     return CompanyRead.model_validate(company)
 
 
+@router.delete(
+    "/{company_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete a company",
+    description="For good, with its custom property values and its associations: its contacts stay, and "
+    "the deals it was associated with lose it (and get a new `ETag`). Announced as "
+    "`crm.company.deleted`. With `If-Match`, only if the company is still at that `ETag`. Deleting it "
+    "again is a 404.",
+    responses={
+        **_NO_COMPANY,
+        412: problem_doc("`If-Match` names an older version; the `ETag` header has the current one."),
+        **PROBLEM_RESPONSES,
+    },
+    dependencies=[requires("contacts:write")],
+)
+async def delete_company(company_id: uuid.UUID, session: SessionDep, if_match: IfMatchDep) -> None:
+    await service.delete_company(session, company_id, if_match=if_match)
+
+
 @router.get(
     "/{company_id}/contacts",
     summary="List a company's contacts",

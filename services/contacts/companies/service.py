@@ -12,6 +12,7 @@ from services.contacts.companies.models import Company, CompanyContact
 from services.contacts.companies.repository import CompanyRepository
 from services.contacts.companies.schemas import CompanyCreate, CompanyPatch, CompanyUpsert
 from services.contacts.db import outbox
+from services.contacts.deals import service as deals
 from services.contacts.properties.schemas import ObjectType
 from services.contacts.properties.values import CustomProperties
 from shared.batch import BatchResult, Outcome, RecordError, RecordResult, error_of, validate_each
@@ -22,6 +23,7 @@ from shared.events.companies import (
     CompanyContactAdded,
     CompanyContactRemoved,
     CompanyCreated,
+    CompanyDeleted,
     CompanyUpdated,
 )
 from shared.pagination import PageRequest, Slice
@@ -199,6 +201,34 @@ async def _change(
         )
         return company, True
     # Only reached when every attempt lost a race, and then the last read found the company.
+    assert company is not None
+    raise StaleVersion("Company", company_id, current=company.etag)
+
+
+async def delete_company(
+    session: AsyncSession, company_id: uuid.UUID, *, if_match: Collection[str] | None = None
+) -> None:
+    """Delete a company with its custom property values and its associations (contacts by the database's
+    cascade; deals through `deals.forget_company`, which gives them new versions), and announce it as
+    `crm.company.deleted`. `if_match` as in `update_company`."""
+    repository = CompanyRepository(session)
+    for attempt in range(_UPDATE_ATTEMPTS):
+        company = await repository.get(company_id, fresh=attempt > 0)
+        if company is None:
+            raise CompanyNotFound(company_id)
+        if if_match is not None and company.etag not in if_match:
+            raise StaleVersion("Company", company_id, current=company.etag)
+        try:
+            # The DELETE checks the version too: a company changed since this read is read again.
+            async with session.begin_nested():
+                await deals.forget_company(session, company_id)
+                await session.delete(company)
+                await session.flush()
+        except StaleDataError:
+            continue
+        await CustomProperties(session, ObjectType.COMPANY).forget(company_id)
+        await outbox.add(session, CompanyDeleted(company_id=company_id, deleted_at=utc_now()))
+        return
     assert company is not None
     raise StaleVersion("Company", company_id, current=company.etag)
 

@@ -182,6 +182,20 @@ async def update_deal(
     return await _answer(session, deal, response)
 
 
+@router.delete(
+    "/{deal_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete a deal",
+    description="For good, with its stage history, associations and custom property values. Announced "
+    "as `crm.deal.deleted`, carrying the deal as it stood, so that a consumer can take it out of what "
+    "it counted. With `If-Match`, only if the deal is still at that `ETag`. Deleting it again is a 404.",
+    responses={**_NO_DEAL, **_STALE, **PROBLEM_RESPONSES},
+    dependencies=[requires("contacts:write")],
+)
+async def delete_deal(deal_id: uuid.UUID, session: SessionDep, if_match: IfMatchDep) -> None:
+    await service.delete_deal(session, deal_id, if_match=if_match)
+
+
 @router.post(
     "/{deal_id}/stage",
     summary="Move a deal to another stage",

@@ -27,6 +27,7 @@ from shared.errors import AlreadyExists, DomainError, InvalidValue, NotFound, St
 from shared.events.base import ValueChange
 from shared.events.deals import (
     DealCreated,
+    DealDeleted,
     DealLost,
     DealStageChanged,
     DealStatus,
@@ -274,6 +275,38 @@ async def _change(
         return deal, True
     assert deal is not None
     raise StaleVersion("Deal", deal_id, current=deal.etag)
+
+
+async def delete_deal(
+    session: AsyncSession, deal_id: uuid.UUID, *, if_match: Collection[str] | None = None
+) -> None:
+    """Delete a deal with its stage history, associations (database cascades) and custom property values,
+    and announce it as `crm.deal.deleted` with the deal as it stood. `if_match` as in `update_deal`."""
+    repository = DealRepository(session)
+    for attempt in range(_UPDATE_ATTEMPTS):
+        deal = await repository.get(deal_id, fresh=attempt > 0)
+        if deal is None:
+            raise DealNotFound(deal_id)
+        if if_match is not None and deal.etag not in if_match:
+            raise StaleVersion("Deal", deal_id, current=deal.etag)
+        snapshot = _snapshot(deal, await _current_stage(repository, deal))
+        try:
+            # The DELETE checks the version too: a deal changed since this read is read again.
+            async with session.begin_nested():
+                await session.delete(deal)
+                await session.flush()
+        except StaleDataError:
+            continue
+        await CustomProperties(session, ObjectType.DEAL).forget(deal_id)
+        await outbox.add(session, DealDeleted(**snapshot, deleted_at=utc_now()))
+        return
+    assert deal is not None
+    raise StaleVersion("Deal", deal_id, current=deal.etag)
+
+
+async def forget_company(session: AsyncSession, company_id: uuid.UUID) -> None:
+    """A company is being deleted: the deals it was associated with lose it, and get a new `ETag`."""
+    await DealRepository(session).drop_company(company_id)
 
 
 async def move_stage(
