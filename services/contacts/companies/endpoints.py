@@ -4,6 +4,7 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import Depends, Request, Response, status
+from pydantic import Field
 
 from services.contacts.companies import service
 from services.contacts.companies.repository import ASSOCIATED_FIRST, NEWEST_FIRST
@@ -13,6 +14,7 @@ from services.contacts.companies.schemas import (
     CompanyPatch,
     CompanyRead,
 )
+from services.contacts.search.schemas import SearchRequest
 from shared.batch import BatchRequest, BatchResult
 from shared.pagination import PageRequest
 from shared.web.auth import requires
@@ -68,6 +70,53 @@ async def list_companies(
 ) -> Page[CompanyRead]:
     found = await service.list_companies(session, page)
     return paginated(request, response, found, CompanyRead.model_validate)
+
+
+class CompanySearchPage(Page[CompanyRead]):
+    total: int | None = Field(None, description="Every match, counted when `with_total` is true.")
+
+
+@router.post(
+    "/search",
+    summary="Search companies",
+    description="The filter language of `POST /v1/contacts/search` over a company's fields: `name`, "
+    "`domain`, `industry`, `employee_count`, `annual_revenue`, `currency`, `country`, `region`, `owner`, "
+    "`phone`, `created_at`, `updated_at`, the ids of its contacts and deals (`contact_ids`, `deal_ids`: "
+    "`contains`, `in`, `exists`), and custom properties as `properties.<key>`. Sorted by one field (ties "
+    "by id; records without the value last), newest first by default; `cursor` walks the whole set. A "
+    "field or value the language does not take is a 422 naming its place, e.g. `filter.and.1.value`. "
+    "Needs only `contacts:read`, and is not subject to `Idempotency-Key`.",
+    responses=PROBLEM_RESPONSES,
+    dependencies=[requires("contacts:read")],
+    openapi_extra={
+        "x-idempotency": False,
+        "requestBody": {
+            "content": {
+                "application/json": {
+                    "example": {
+                        "filter": {
+                            "and": [
+                                {"field": "country", "op": "in", "value": ["DE", "AT", "CH"]},
+                                {"field": "employee_count", "op": "gte", "value": 200},
+                                {"field": "properties.tier", "op": "eq", "value": "gold"},
+                            ]
+                        },
+                        "sort": {"field": "annual_revenue", "direction": "desc"},
+                        "limit": 50,
+                        "with_total": True,
+                    }
+                }
+            }
+        },
+    },
+)
+async def search_companies(body: SearchRequest, session: ReadSessionDep) -> CompanySearchPage:
+    found = await service.search_companies(session, body)
+    return CompanySearchPage(
+        items=[CompanyRead.model_validate(company) for company in found.page.items],
+        next_cursor=found.page.next_cursor,
+        total=found.total,
+    )
 
 
 @router.post(

@@ -8,13 +8,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
+from services.contacts.companies.fields import COMPANY_FIELDS
 from services.contacts.companies.models import Company, CompanyContact
-from services.contacts.companies.repository import CompanyRepository
+from services.contacts.companies.repository import NEWEST_FIRST, CompanyRepository
 from services.contacts.companies.schemas import CompanyCreate, CompanyPatch, CompanyUpsert
 from services.contacts.db import outbox
 from services.contacts.deals import service as deals
 from services.contacts.properties.schemas import ObjectType
 from services.contacts.properties.values import CustomProperties
+from services.contacts.search import query
+from services.contacts.search.schemas import SearchRequest
 from shared.batch import BatchResult, Outcome, RecordError, RecordResult, error_of, validate_each
 from shared.db import utc_now
 from shared.errors import AlreadyExists, DomainError, InvalidValue, NotFound, StaleVersion
@@ -117,6 +120,11 @@ async def get_company(session: AsyncSession, company_id: uuid.UUID) -> Company:
 async def list_companies(session: AsyncSession, page: PageRequest) -> Slice[Company]:
     """Newest first (`repository.NEWEST_FIRST`)."""
     return await CompanyRepository(session).page(page)
+
+
+async def search_companies(session: AsyncSession, request: SearchRequest) -> query.Found[Company]:
+    """The companies `request.filter` matches, sorted and paged as it asks (`services.contacts.search`)."""
+    return await query.search(session, Company, COMPANY_FIELDS, request, default=NEWEST_FIRST)
 
 
 async def update_company(

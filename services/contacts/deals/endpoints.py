@@ -5,12 +5,14 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request, Response, status
+from pydantic import Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.contacts.deals import service
 from services.contacts.deals.models import Deal
 from services.contacts.deals.repository import IN_ORDER, NEWEST_FIRST, DealFilter
 from services.contacts.deals.schemas import DealCreate, DealPatch, DealRead, StageChangeRead, StageMove
+from services.contacts.search.schemas import SearchRequest
 from shared.auth.principal import Principal
 from shared.batch import BatchRequest, BatchResult
 from shared.pagination import PageRequest
@@ -99,6 +101,54 @@ async def list_deals(
 ) -> Page[DealRead]:
     found = await service.list_deals(session, DealFilter(pipeline_id, stage, owner), page)
     return paginated(request, response, found, _read)
+
+
+class DealSearchPage(Page[DealRead]):
+    total: int | None = Field(None, description="Every match, counted when `with_total` is true.")
+
+
+@router.post(
+    "/search",
+    summary="Search deals",
+    description="The filter language of `POST /v1/contacts/search` over a deal's fields: `name`, "
+    "`pipeline_id`, `stage`, `amount`, `currency`, `owner`, `expected_close_date`, `external_id`, "
+    "`close_reason`, `closed_at`, `created_at`, `updated_at`, the ids of its contacts and companies "
+    "(`contact_ids`, `company_ids`: `contains`, `in`, `exists`), and custom properties as "
+    "`properties.<key>`. Ids take `eq`, `neq`, `in`, `not_in` and `exists`. Sorted by one field (ties "
+    "by id; records without the value last), newest first by default; `cursor` walks the whole set. A "
+    "field or value the language does not take is a 422 naming its place, e.g. `filter.and.1.value`. "
+    "Needs only `contacts:read`, and is not subject to `Idempotency-Key`.",
+    responses=PROBLEM_RESPONSES,
+    dependencies=[requires("contacts:read")],
+    openapi_extra={
+        "x-idempotency": False,
+        "requestBody": {
+            "content": {
+                "application/json": {
+                    "example": {
+                        "filter": {
+                            "and": [
+                                {"field": "stage", "op": "in", "value": ["proposal", "negotiation"]},
+                                {"field": "amount", "op": "gte", "value": 1_000_000},
+                                {"field": "properties.forecast_category", "op": "eq", "value": "commit"},
+                            ]
+                        },
+                        "sort": {"field": "expected_close_date", "direction": "asc"},
+                        "limit": 50,
+                        "with_total": True,
+                    }
+                }
+            }
+        },
+    },
+)
+async def search_deals(body: SearchRequest, session: ReadSessionDep) -> DealSearchPage:
+    found = await service.search_deals(session, body)
+    return DealSearchPage(
+        items=[_read(view) for view in found.page.items],
+        next_cursor=found.page.next_cursor,
+        total=found.total,
+    )
 
 
 @router.post(

@@ -14,13 +14,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
 from services.contacts.db import outbox
+from services.contacts.deals.fields import DEAL_FIELDS
 from services.contacts.deals.models import Deal, DealCompany, DealContact, DealStageChange
-from services.contacts.deals.repository import DealFilter, DealRepository, Link
+from services.contacts.deals.repository import NEWEST_FIRST, DealFilter, DealRepository, Link
 from services.contacts.deals.schemas import DealCreate, DealPatch, DealUpsert, StageMove
 from services.contacts.pipelines.models import Pipeline, PipelineStage, StageKind
 from services.contacts.pipelines.repository import DEFAULT_KEY, PipelineRepository
 from services.contacts.properties.schemas import ObjectType
 from services.contacts.properties.values import CustomProperties
+from services.contacts.search import query
+from services.contacts.search.schemas import SearchRequest
 from shared.batch import BatchResult, Outcome, RecordError, RecordResult, error_of, validate_each
 from shared.db import utc_now
 from shared.errors import AlreadyExists, DomainError, InvalidValue, NotFound, StaleVersion
@@ -191,6 +194,13 @@ async def list_deals(session: AsyncSession, where: DealFilter, page: PageRequest
     """Newest first (`repository.NEWEST_FIRST`), filtered."""
     found = await DealRepository(session).page(where, page)
     return Slice(await views(session, found.items), found.next_cursor)
+
+
+async def search_deals(session: AsyncSession, request: SearchRequest) -> query.Found[DealView]:
+    """The deals `request.filter` matches, sorted and paged as it asks (see `services.contacts.search`),
+    each with its associations."""
+    found = await query.search(session, Deal, DEAL_FIELDS, request, default=NEWEST_FIRST)
+    return query.Found(Slice(await views(session, found.page.items), found.page.next_cursor), found.total)
 
 
 async def update_deal(
