@@ -122,11 +122,13 @@ async def search_companies(body: SearchRequest, session: ReadSessionDep) -> Comp
 @router.post(
     "/batch/upsert",
     summary="Create or update companies in bulk",
-    description="Up to 1000 records, each matched to a company by `domain` (required): a new domain "
-    "creates a company (`name` required then), a known one is updated with the fields the record "
-    "gives, as a merge patch. One result per record, in order: `created`, `updated`, `unchanged` or "
-    "`error` with the field to blame; a bad record fails alone and the answer is still 200. Events as "
-    "for single writes.",
+    description="Up to 1000 records, each matched to a company by `domain` (required; companies have no "
+    "external id), compared as stored, so `https://www.Acme.example/` matches `acme.example`: a new "
+    "domain creates a company (`name` required then), a known one is updated with the fields the record "
+    "gives, as a merge patch (`properties` key by key). One result per record, in order: `created`, "
+    "`updated`, `unchanged` or `error` with the field to blame (`properties.<key>` for a custom "
+    "property); a bad record writes nothing and fails alone, and the answer is still 200. Records with "
+    "one domain apply in order. Events as for single writes.",
     responses=PROBLEM_RESPONSES,
     dependencies=[requires("contacts:write")],
     openapi_extra={
@@ -135,8 +137,17 @@ async def search_companies(body: SearchRequest, session: ReadSessionDep) -> Comp
                 "application/json": {
                     "example": {
                         "records": [
-                            {"domain": "acme.example", "name": "Acme GmbH", "country": "DE"},
-                            {"domain": "https://www.globex.example/", "employee_count": 1200},
+                            {
+                                "domain": "acme.example",
+                                "name": "Acme GmbH",
+                                "country": "DE",
+                                "properties": {"tier": "gold"},
+                            },
+                            {
+                                "domain": "https://www.globex.example/",
+                                "employee_count": 1200,
+                                "properties": {"tier": None},
+                            },
                         ]
                     }
                 }

@@ -154,11 +154,13 @@ async def search_deals(body: SearchRequest, session: ReadSessionDep) -> DealSear
 @router.post(
     "/batch/upsert",
     summary="Create or update deals in bulk",
-    description="Up to 1000 records, each matched to a deal by `external_id` (required): a new one "
-    "creates a deal (`name` required, in an open stage), a known one is updated with the fields the "
-    "record gives, and a `stage` other than the deal's moves it (with `reason` into won or lost). One "
-    "result per record, in order: `created`, `updated`, `unchanged` or `error` with the field to blame; "
-    "a bad record writes nothing and fails alone, and the answer is still 200.",
+    description="Up to 1000 records, each matched to a deal by `external_id` (required, so that a "
+    "batch sent again updates rather than duplicates): a new one creates a deal (`name` required, in "
+    "an open stage), a known one is updated with the fields the record gives (`properties` key by key), "
+    "and a `stage` other than the deal's moves it (with `reason` into won or lost). One result per "
+    "record, in order: `created`, `updated`, `unchanged` or `error` with the field to blame "
+    "(`properties.<key>` for a custom property); a bad record writes nothing and fails alone, and the "
+    "answer is still 200. Events as for single writes.",
     responses=PROBLEM_RESPONSES,
     openapi_extra={
         "requestBody": {
@@ -171,6 +173,7 @@ async def search_deals(body: SearchRequest, session: ReadSessionDep) -> DealSear
                                 "name": "Acme: 250 seats",
                                 "amount": 1500000,
                                 "currency": "EUR",
+                                "properties": {"forecast_category": "commit"},
                             },
                             {"external_id": "shop-8790", "stage": "won", "reason": "price"},
                         ]
