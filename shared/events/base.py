@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, JsonValue
 
 Payload = dict[str, Any]
 Upcaster = Callable[[Payload], Payload]
@@ -60,3 +60,18 @@ class FieldChange(BaseModel):
 
     old: str | None
     new: str | None
+
+
+class ValueChange(BaseModel):
+    """A field's value before and after an update, as JSON (a custom property may be a number or a list)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    old: JsonValue
+    new: JsonValue
+
+
+def string_changes_are_json(payload: Payload) -> Payload:
+    """Upcaster of an update event whose `changes` went from `FieldChange` to `ValueChange`: v1 carried
+    strings only, and a string is a JSON value, so v1 data is valid v2 data."""
+    return payload

@@ -10,14 +10,21 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import Field
 
 from shared.auth.events import ApiKeyCreated, ApiKeyRevoked
 from shared.events import topics
-from shared.events.base import Event, Payload, Upcaster
+from shared.events.base import Event, Payload, Upcaster, string_changes_are_json
 from shared.events.base import FieldChange as FieldChange  # re-exported: it moved to base, shared by all
-from shared.events.companies import CompanyContactAdded, CompanyContactRemoved, CompanyCreated, CompanyUpdated
-from shared.events.deals import DealCreated, DealLost, DealStageChanged, DealUpdated, DealWon
+from shared.events.base import ValueChange as ValueChange  # re-exported, as FieldChange
+from shared.events.companies import (
+    CompanyContactAdded,
+    CompanyContactRemoved,
+    CompanyCreated,
+    CompanyDeleted,
+    CompanyUpdated,
+)
+from shared.events.deals import DealCreated, DealDeleted, DealLost, DealStageChanged, DealUpdated, DealWon
 from shared.events.entries import ContactFeedbackRecorded, ContactFeedbackRemoved
 from shared.events.registry import EventRegistry
 
@@ -62,20 +69,6 @@ class ContactCreated(Event):
         return str(self.contact_id)
 
 
-class ValueChange(BaseModel):
-    """A field's value before and after an update, as JSON (a custom property may be a number or a list)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    old: JsonValue
-    new: JsonValue
-
-
-def _string_changes_are_json(payload: Payload) -> Payload:
-    # v1 carried strings only, and a string is a JSON value: v1 data is valid v2 data.
-    return payload
-
-
 def _emails_not_said(payload: Payload) -> Payload:
     return {**payload, "email_hashes": None}
 
@@ -95,7 +88,7 @@ class ContactUpdated(Event):
     topic = topics.CONTACTS.name
     type: Literal["crm.contact.updated"] = "crm.contact.updated"
     schema_version: Literal[3] = 3
-    upcasters: ClassVar[Mapping[int, Upcaster]] = {1: _string_changes_are_json, 2: _emails_not_said}
+    upcasters: ClassVar[Mapping[int, Upcaster]] = {1: string_changes_are_json, 2: _emails_not_said}
 
     contact_id: uuid.UUID
     changed_fields: list[str] = Field(description="Every field that changed, personal ones included, sorted.")
@@ -236,10 +229,12 @@ REGISTRY = EventRegistry(
         CompanyUpdated,
         CompanyContactAdded,
         CompanyContactRemoved,
+        CompanyDeleted,
         DealCreated,
         DealUpdated,
         DealStageChanged,
         DealWon,
         DealLost,
+        DealDeleted,
     ]
 )

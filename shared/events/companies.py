@@ -8,13 +8,14 @@ keeps every event for ever, where an erasure could not reach it.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
 from shared.events import topics
-from shared.events.base import Event, FieldChange
+from shared.events.base import Event, Upcaster, ValueChange, string_changes_are_json
 
 
 class CompanyCreated(Event):
@@ -44,18 +45,25 @@ class CompanyCreated(Event):
 class CompanyUpdated(Event):
     """Fields of a company were changed; emitted only when at least one value changed.
 
-    `changed_fields` names every field that changed; `changes` has old and new values of all of them
-    but `phone`. Values are strings: numbers in decimal (`"250"`), as for contacts.
+    `changed_fields` names every field that changed, custom properties as `properties.<key>`. `changes`
+    has old and new values of the standard fields but `phone`, as strings (numbers in decimal, `"250"`),
+    and of the custom properties defined with `personal_data: false`, as their JSON values (a number, a
+    list of options). Other custom properties are named, never shown.
+
+    v2: values are any JSON, for custom properties (v1: strings only).
     """
 
     topic = topics.CONTACTS.name
     type: Literal["crm.company.updated"] = "crm.company.updated"
-    schema_version: Literal[1] = 1
+    schema_version: Literal[2] = 2
+    upcasters: ClassVar[Mapping[int, Upcaster]] = {1: string_changes_are_json}
 
     company_id: uuid.UUID
-    changed_fields: list[str] = Field(description="Every field that changed, `phone` included, sorted.")
-    changes: dict[str, FieldChange] = Field(
-        description="Old and new values of the changed fields but `phone`."
+    changed_fields: list[str] = Field(
+        description="Every field that changed, `phone` and personal custom properties included, sorted."
+    )
+    changes: dict[str, ValueChange] = Field(
+        description="Old and new values of the changed fields but `phone` and personal custom properties."
     )
     updated_at: datetime
 
@@ -74,6 +82,22 @@ class CompanyContactAdded(Event):
     company_id: uuid.UUID
     contact_id: uuid.UUID
     associated_at: datetime
+
+    @property
+    def key(self) -> str:
+        return str(self.company_id)
+
+
+class CompanyDeleted(Event):
+    """A company was deleted, and with it its custom property values and its associations with contacts
+    and deals: no `crm.company.contact_removed` is sent for those, this event stands for them all."""
+
+    topic = topics.CONTACTS.name
+    type: Literal["crm.company.deleted"] = "crm.company.deleted"
+    schema_version: Literal[1] = 1
+
+    company_id: uuid.UUID
+    deleted_at: datetime
 
     @property
     def key(self) -> str:

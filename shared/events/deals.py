@@ -14,13 +14,14 @@ not the note given with a stage change. Reasons are short codes (`price`, `compe
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import date, datetime
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
 from shared.events import topics
-from shared.events.base import Event, FieldChange
+from shared.events.base import Event, Upcaster, ValueChange, string_changes_are_json
 
 DealStatus = Literal["open", "won", "lost"]
 
@@ -56,16 +57,23 @@ class DealCreated(DealSnapshot):
 class DealUpdated(DealSnapshot):
     """Fields of a deal other than its stage were changed; emitted only when a value changed.
 
-    `changed_fields` names every field that changed; `changes` has old and new values of all of them
-    but `name`. Values are strings: numbers in decimal, dates in ISO 8601.
+    `changed_fields` names every field that changed, custom properties as `properties.<key>`. `changes`
+    has old and new values of the standard fields but `name`, as strings (numbers in decimal, dates in
+    ISO 8601), and of the custom properties defined with `personal_data: false`, as their JSON values.
+    Other custom properties are named, never shown.
+
+    v2: values are any JSON, for custom properties (v1: strings only).
     """
 
     type: Literal["crm.deal.updated"] = "crm.deal.updated"
-    schema_version: Literal[1] = 1
+    schema_version: Literal[2] = 2
+    upcasters: ClassVar[Mapping[int, Upcaster]] = {1: string_changes_are_json}
 
-    changed_fields: list[str] = Field(description="Every field that changed, `name` included, sorted.")
-    changes: dict[str, FieldChange] = Field(
-        description="Old and new values of the changed fields but `name`."
+    changed_fields: list[str] = Field(
+        description="Every field that changed, `name` and personal custom properties included, sorted."
+    )
+    changes: dict[str, ValueChange] = Field(
+        description="Old and new values of the changed fields but `name` and personal custom properties."
     )
     updated_at: datetime
 
@@ -94,6 +102,16 @@ class DealWon(DealSnapshot):
     from_stage: str
     reason: str = Field(description="Short code for why it was won, e.g. `price`.")
     changed_by: str = Field(description="Id of the API key that closed it.")
+
+
+class DealDeleted(DealSnapshot):
+    """A deal was deleted, with its stage history, associations and custom property values. It carries
+    the deal as it stood, so that a consumer can take it out of what it counted."""
+
+    type: Literal["crm.deal.deleted"] = "crm.deal.deleted"
+    schema_version: Literal[1] = 1
+
+    deleted_at: datetime
 
 
 class DealLost(DealSnapshot):

@@ -51,8 +51,8 @@ class TopicDefinition:
 CONTACTS: Final = TopicDefinition(
     name="crm.contacts",
     description=(
-        "People and companies: created, updated, merged, erased; consent and lifecycle changes; the "
-        "scores people give (feedback)."
+        "People and companies: created, updated, merged, erased or deleted; consent and lifecycle changes; "
+        "the scores people give (feedback)."
     ),
     key="contact id (the merged, losing one for `crm.contact.merged`); company id for `crm.company.*` events",
     event_types=(
@@ -68,12 +68,13 @@ CONTACTS: Final = TopicDefinition(
         "crm.company.updated",
         "crm.company.contact_added",
         "crm.company.contact_removed",
+        "crm.company.deleted",
     ),
     producers=("contacts",),
 )
 DEALS: Final = TopicDefinition(
     name="crm.deals",
-    description="Deals and pipelines: created, moved between stages, won, lost.",
+    description="Deals and pipelines: created, moved between stages, won, lost, deleted.",
     key="deal id",
     event_types=(
         "crm.deal.created",
@@ -81,6 +82,7 @@ DEALS: Final = TopicDefinition(
         "crm.deal.stage_changed",
         "crm.deal.won",
         "crm.deal.lost",
+        "crm.deal.deleted",
     ),
     producers=("contacts",),
 )

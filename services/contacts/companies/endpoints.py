@@ -4,6 +4,7 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import Depends, Request, Response, status
+from pydantic import Field
 
 from services.contacts.companies import service
 from services.contacts.companies.repository import ASSOCIATED_FIRST, NEWEST_FIRST
@@ -13,6 +14,7 @@ from services.contacts.companies.schemas import (
     CompanyPatch,
     CompanyRead,
 )
+from services.contacts.search.schemas import SearchRequest
 from shared.batch import BatchRequest, BatchResult
 from shared.pagination import PageRequest
 from shared.web.auth import requires
@@ -70,14 +72,63 @@ async def list_companies(
     return paginated(request, response, found, CompanyRead.model_validate)
 
 
+class CompanySearchPage(Page[CompanyRead]):
+    total: int | None = Field(None, description="Every match, counted when `with_total` is true.")
+
+
+@router.post(
+    "/search",
+    summary="Search companies",
+    description="The filter language of `POST /v1/contacts/search` over a company's fields: `name`, "
+    "`domain`, `industry`, `employee_count`, `annual_revenue`, `currency`, `country`, `region`, `owner`, "
+    "`phone`, `created_at`, `updated_at`, the ids of its contacts and deals (`contact_ids`, `deal_ids`: "
+    "`contains`, `in`, `exists`), and custom properties as `properties.<key>`. Sorted by one field (ties "
+    "by id; records without the value last), newest first by default; `cursor` walks the whole set. A "
+    "field or value the language does not take is a 422 naming its place, e.g. `filter.and.1.value`. "
+    "Needs only `contacts:read`, and is not subject to `Idempotency-Key`.",
+    responses=PROBLEM_RESPONSES,
+    dependencies=[requires("contacts:read")],
+    openapi_extra={
+        "x-idempotency": False,
+        "requestBody": {
+            "content": {
+                "application/json": {
+                    "example": {
+                        "filter": {
+                            "and": [
+                                {"field": "country", "op": "in", "value": ["DE", "AT", "CH"]},
+                                {"field": "employee_count", "op": "gte", "value": 200},
+                                {"field": "properties.tier", "op": "eq", "value": "gold"},
+                            ]
+                        },
+                        "sort": {"field": "annual_revenue", "direction": "desc"},
+                        "limit": 50,
+                        "with_total": True,
+                    }
+                }
+            }
+        },
+    },
+)
+async def search_companies(body: SearchRequest, session: ReadSessionDep) -> CompanySearchPage:
+    found = await service.search_companies(session, body)
+    return CompanySearchPage(
+        items=[CompanyRead.model_validate(company) for company in found.page.items],
+        next_cursor=found.page.next_cursor,
+        total=found.total,
+    )
+
+
 @router.post(
     "/batch/upsert",
     summary="Create or update companies in bulk",
-    description="Up to 1000 records, each matched to a company by `domain` (required): a new domain "
-    "creates a company (`name` required then), a known one is updated with the fields the record "
-    "gives, as a merge patch. One result per record, in order: `created`, `updated`, `unchanged` or "
-    "`error` with the field to blame; a bad record fails alone and the answer is still 200. Events as "
-    "for single writes.",
+    description="Up to 1000 records, each matched to a company by `domain` (required; companies have no "
+    "external id), compared as stored, so `https://www.Acme.example/` matches `acme.example`: a new "
+    "domain creates a company (`name` required then), a known one is updated with the fields the record "
+    "gives, as a merge patch (`properties` key by key). One result per record, in order: `created`, "
+    "`updated`, `unchanged` or `error` with the field to blame (`properties.<key>` for a custom "
+    "property); a bad record writes nothing and fails alone, and the answer is still 200. Records with "
+    "one domain apply in order. Events as for single writes.",
     responses=PROBLEM_RESPONSES,
     dependencies=[requires("contacts:write")],
     openapi_extra={
@@ -86,8 +137,17 @@ async def list_companies(
                 "application/json": {
                     "example": {
                         "records": [
-                            {"domain": "acme.example", "name": "Acme GmbH", "country": "DE"},
-                            {"domain": "https://www.globex.example/", "employee_count": 1200},
+                            {
+                                "domain": "acme.example",
+                                "name": "Acme GmbH",
+                                "country": "DE",
+                                "properties": {"tier": "gold"},
+                            },
+                            {
+                                "domain": "https://www.globex.example/",
+                                "employee_count": 1200,
+                                "properties": {"tier": None},
+                            },
                         ]
                     }
                 }
@@ -149,6 +209,25 @@ async def update_company(
     company = await service.update_company(session, company_id, body, if_match=if_match)
     response.headers[ETAG] = company.etag
     return CompanyRead.model_validate(company)
+
+
+@router.delete(
+    "/{company_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete a company",
+    description="For good, with its custom property values and its associations: its contacts stay, and "
+    "the deals it was associated with lose it (and get a new `ETag`). Announced as "
+    "`crm.company.deleted`. With `If-Match`, only if the company is still at that `ETag`. Deleting it "
+    "again is a 404.",
+    responses={
+        **_NO_COMPANY,
+        412: problem_doc("`If-Match` names an older version; the `ETag` header has the current one."),
+        **PROBLEM_RESPONSES,
+    },
+    dependencies=[requires("contacts:write")],
+)
+async def delete_company(company_id: uuid.UUID, session: SessionDep, if_match: IfMatchDep) -> None:
+    await service.delete_company(session, company_id, if_match=if_match)
 
 
 @router.get(

@@ -1,9 +1,11 @@
 import uuid
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Uuid
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Uuid, text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from services.contacts.contacts.models import JSONDocument
 from services.contacts.db import Base
 from shared.db import UTCDateTime, utc_now
 
@@ -26,6 +28,10 @@ class Company(Base):
     region: Mapped[str | None] = mapped_column(String(100))
     owner: Mapped[str | None] = mapped_column(String(100))
     phone: Mapped[str | None] = mapped_column(String(50))
+    # Custom property values by key, as read back; `CustomValue` rows are their searchable copy.
+    properties: Mapped[dict[str, Any]] = mapped_column(
+        JSONDocument, default=dict, server_default=text("'{}'")
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now, onupdate=utc_now)
     # As `Contact.version`: every UPDATE checks it, so a write based on a stale read fails.

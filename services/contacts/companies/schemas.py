@@ -62,6 +62,12 @@ class CompanyFields(BaseModel):
     region: str | None = Field(None, max_length=100, description="Sales region, free text, e.g. `EMEA`.")
     owner: str | None = Field(None, max_length=100, description="Id of the account manager.")
     phone: str | None = Field(None, max_length=50)
+    properties: dict[str, Any] | None = Field(
+        None,
+        description="Custom property values by key, as defined in `/v1/properties` for `company`; merged "
+        "key by key, and `null` clears one.",
+        examples=[{"tier": "gold", "seats": 250}],
+    )
 
     # For the bodies where `name` may be left out (upsert, patch): left out keeps it, null is refused.
     # Each subclass declares `name`; `check_fields=False` lets the base hold the one rule for all.
@@ -93,6 +99,7 @@ class CompanyCreate(CompanyFields):
                     "country": "DE",
                     "region": "EMEA",
                     "owner": "am-17",
+                    "properties": {"tier": "gold", "seats": 250},
                 }
             ]
         }
@@ -114,7 +121,11 @@ class CompanyPatch(CompanyFields):
     """A JSON merge patch (RFC 7396): a field left out stays as it is, `null` clears it."""
 
     model_config = ConfigDict(
-        json_schema_extra={"examples": [{"employee_count": 300, "owner": "am-4", "phone": None}]}
+        json_schema_extra={
+            "examples": [
+                {"employee_count": 300, "owner": "am-4", "phone": None, "properties": {"tier": None}}
+            ]
+        }
     )
 
     name: Name | None = Field(None, description="Cannot be cleared.")
@@ -135,6 +146,7 @@ class CompanyRead(BaseModel):
     region: str | None
     owner: str | None
     phone: str | None
+    properties: dict[str, Any] = Field(description="Custom property values by key.")
     created_at: datetime
     updated_at: datetime
 

@@ -8,18 +8,25 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
+from services.contacts.companies.fields import COMPANY_FIELDS
 from services.contacts.companies.models import Company, CompanyContact
-from services.contacts.companies.repository import CompanyRepository
+from services.contacts.companies.repository import NEWEST_FIRST, CompanyRepository
 from services.contacts.companies.schemas import CompanyCreate, CompanyPatch, CompanyUpsert
 from services.contacts.db import outbox
+from services.contacts.deals import service as deals
+from services.contacts.properties.schemas import ObjectType
+from services.contacts.properties.values import CustomProperties
+from services.contacts.search import query
+from services.contacts.search.schemas import SearchRequest
 from shared.batch import BatchResult, Outcome, RecordError, RecordResult, error_of, validate_each
 from shared.db import utc_now
 from shared.errors import AlreadyExists, DomainError, InvalidValue, NotFound, StaleVersion
-from shared.events.base import FieldChange
+from shared.events.base import ValueChange
 from shared.events.companies import (
     CompanyContactAdded,
     CompanyContactRemoved,
     CompanyCreated,
+    CompanyDeleted,
     CompanyUpdated,
 )
 from shared.pagination import PageRequest, Slice
@@ -57,20 +64,30 @@ async def _holder_of(repository: CompanyRepository, domain: str) -> uuid.UUID | 
     return await repository.id_by_domain(domain) or "unknown"
 
 
-async def create_company(session: AsyncSession, data: CompanyCreate | CompanyUpsert) -> Company:
-    """Create a company and announce it as `crm.company.created`; a taken domain is `AlreadyExists`."""
+def _custom(session: AsyncSession, custom: CustomProperties | None) -> CustomProperties:
+    return custom if custom is not None else CustomProperties(session, ObjectType.COMPANY)
+
+
+async def create_company(
+    session: AsyncSession, data: CompanyCreate | CompanyUpsert, *, custom: CustomProperties | None = None
+) -> Company:
+    """Create a company and announce it as `crm.company.created`; a taken domain is `AlreadyExists`.
+    `custom`: the company properties' definitions, when a batch has read them already."""
     if data.name is None:
         raise InvalidValue("name", "name is needed to create a company.")
     _check_money(data.annual_revenue, data.currency)
+    custom = _custom(session, custom)
+    written = await custom.write({}, data.properties)
     repository = CompanyRepository(session)
     if data.domain is not None and (holder := await repository.id_by_domain(data.domain)) is not None:
         raise _domain_taken(data.domain, holder)
-    company = Company(**data.model_dump(exclude_unset=False))
+    company = Company(**data.model_dump(exclude={"properties"}), properties=written.values)
     try:
         # A savepoint: a domain taken by a concurrent writer leaves the transaction usable to name it.
         async with session.begin_nested():
             session.add(company)
             await session.flush()
+            await custom.store(company.id, written)
     except IntegrityError:
         assert data.domain is not None  # the only unique value a new company holds
         raise _domain_taken(data.domain, await _holder_of(repository, data.domain)) from None
@@ -105,6 +122,11 @@ async def list_companies(session: AsyncSession, page: PageRequest) -> Slice[Comp
     return await CompanyRepository(session).page(page)
 
 
+async def search_companies(session: AsyncSession, request: SearchRequest) -> query.Found[Company]:
+    """The companies `request.filter` matches, sorted and paged as it asks (`services.contacts.search`)."""
+    return await query.search(session, Company, COMPANY_FIELDS, request, default=NEWEST_FIRST)
+
+
 async def update_company(
     session: AsyncSession,
     company_id: uuid.UUID,
@@ -127,9 +149,13 @@ async def _change(
     values: Mapping[str, Any],
     *,
     if_match: Collection[str] | None = None,
+    custom: CustomProperties | None = None,
 ) -> tuple[Company, bool]:
-    """Set `values` on the company; the company, and whether anything changed."""
+    """Set `values` on the company (`properties` merged key by key); the company, and whether anything
+    changed."""
     repository = CompanyRepository(session)
+    custom = _custom(session, custom)
+    standard = {name: value for name, value in values.items() if name != "properties"}
     for attempt in range(_UPDATE_ATTEMPTS):
         company = await repository.get(company_id, fresh=attempt > 0)
         if company is None:
@@ -138,10 +164,11 @@ async def _change(
             raise StaleVersion("Company", company_id, current=company.etag)
         changes = {
             name: (getattr(company, name), value)
-            for name, value in values.items()
+            for name, value in standard.items()
             if getattr(company, name) != value
         }
-        if not changes:
+        written = await custom.write(company.properties, values.get("properties"))
+        if not changes and not written.changed:
             return company, False
         _check_money(
             values.get("annual_revenue", company.annual_revenue), values.get("currency", company.currency)
@@ -154,8 +181,11 @@ async def _change(
             async with session.begin_nested():
                 for name, (_old, new) in changes.items():
                     setattr(company, name, new)
+                if written.changed:
+                    company.properties = written.values
                 company.updated_at = utc_now()
                 await session.flush()
+                await custom.store(company.id, written)
         except StaleDataError:
             continue  # read again: a 412 under a condition, else the values apply to the new version
         except IntegrityError:
@@ -165,17 +195,48 @@ async def _change(
             session,
             CompanyUpdated(
                 company_id=company.id,
-                changed_fields=sorted(changes),
+                changed_fields=sorted([*changes, *written.fields]),
                 changes={
-                    name: FieldChange(old=_as_text(old), new=_as_text(new))
-                    for name, (old, new) in changes.items()
-                    if name not in _UNPUBLISHED_VALUES
+                    **{
+                        name: ValueChange(old=_as_text(old), new=_as_text(new))
+                        for name, (old, new) in changes.items()
+                        if name not in _UNPUBLISHED_VALUES
+                    },
+                    **custom.published(written),
                 },
                 updated_at=company.updated_at,
             ),
         )
         return company, True
     # Only reached when every attempt lost a race, and then the last read found the company.
+    assert company is not None
+    raise StaleVersion("Company", company_id, current=company.etag)
+
+
+async def delete_company(
+    session: AsyncSession, company_id: uuid.UUID, *, if_match: Collection[str] | None = None
+) -> None:
+    """Delete a company with its custom property values and its associations (contacts by the database's
+    cascade; deals through `deals.forget_company`, which gives them new versions), and announce it as
+    `crm.company.deleted`. `if_match` as in `update_company`."""
+    repository = CompanyRepository(session)
+    for attempt in range(_UPDATE_ATTEMPTS):
+        company = await repository.get(company_id, fresh=attempt > 0)
+        if company is None:
+            raise CompanyNotFound(company_id)
+        if if_match is not None and company.etag not in if_match:
+            raise StaleVersion("Company", company_id, current=company.etag)
+        try:
+            # The DELETE checks the version too: a company changed since this read is read again.
+            async with session.begin_nested():
+                await deals.forget_company(session, company_id)
+                await session.delete(company)
+                await session.flush()
+        except StaleDataError:
+            continue
+        await CustomProperties(session, ObjectType.COMPANY).forget(company_id)
+        await outbox.add(session, CompanyDeleted(company_id=company_id, deleted_at=utc_now()))
+        return
     assert company is not None
     raise StaleVersion("Company", company_id, current=company.etag)
 
@@ -188,6 +249,7 @@ async def upsert_companies(session: AsyncSession, records: Sequence[dict[str, An
     """
     validated = validate_each(CompanyUpsert, records)
     repository = CompanyRepository(session)
+    custom = CustomProperties(session, ObjectType.COMPANY)
     # Ids, not objects: a record whose savepoint rolls back leaves its company expired in the session.
     known = await repository.ids_by_domain(
         {item.domain for item in validated if isinstance(item, CompanyUpsert)}
@@ -200,11 +262,11 @@ async def upsert_companies(session: AsyncSession, records: Sequence[dict[str, An
         try:
             existing = known.get(item.domain)
             if existing is None:
-                created = await create_company(session, item)
+                created = await create_company(session, item, custom=custom)
                 known[item.domain] = created.id
                 results.append(RecordResult(index=index, status=Outcome.CREATED, id=created.id))
             else:
-                company, changed = await _change(session, existing, item.given())
+                company, changed = await _change(session, existing, item.given(), custom=custom)
                 status = Outcome.UPDATED if changed else Outcome.UNCHANGED
                 results.append(RecordResult(index=index, status=status, id=company.id))
         except DomainError as exc:

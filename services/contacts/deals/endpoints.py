@@ -5,12 +5,14 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request, Response, status
+from pydantic import Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.contacts.deals import service
 from services.contacts.deals.models import Deal
 from services.contacts.deals.repository import IN_ORDER, NEWEST_FIRST, DealFilter
 from services.contacts.deals.schemas import DealCreate, DealPatch, DealRead, StageChangeRead, StageMove
+from services.contacts.search.schemas import SearchRequest
 from shared.auth.principal import Principal
 from shared.batch import BatchRequest, BatchResult
 from shared.pagination import PageRequest
@@ -43,6 +45,7 @@ def _read(found: service.DealView) -> DealRead:
         owner=deal.owner,
         expected_close_date=deal.expected_close_date,
         external_id=deal.external_id,
+        properties=deal.properties,
         closed_at=deal.closed_at,
         close_reason=deal.close_reason,
         contact_ids=found.contact_ids,
@@ -100,14 +103,64 @@ async def list_deals(
     return paginated(request, response, found, _read)
 
 
+class DealSearchPage(Page[DealRead]):
+    total: int | None = Field(None, description="Every match, counted when `with_total` is true.")
+
+
+@router.post(
+    "/search",
+    summary="Search deals",
+    description="The filter language of `POST /v1/contacts/search` over a deal's fields: `name`, "
+    "`pipeline_id`, `stage`, `amount`, `currency`, `owner`, `expected_close_date`, `external_id`, "
+    "`close_reason`, `closed_at`, `created_at`, `updated_at`, the ids of its contacts and companies "
+    "(`contact_ids`, `company_ids`: `contains`, `in`, `exists`), and custom properties as "
+    "`properties.<key>`. Ids take `eq`, `neq`, `in`, `not_in` and `exists`. Sorted by one field (ties "
+    "by id; records without the value last), newest first by default; `cursor` walks the whole set. A "
+    "field or value the language does not take is a 422 naming its place, e.g. `filter.and.1.value`. "
+    "Needs only `contacts:read`, and is not subject to `Idempotency-Key`.",
+    responses=PROBLEM_RESPONSES,
+    dependencies=[requires("contacts:read")],
+    openapi_extra={
+        "x-idempotency": False,
+        "requestBody": {
+            "content": {
+                "application/json": {
+                    "example": {
+                        "filter": {
+                            "and": [
+                                {"field": "stage", "op": "in", "value": ["proposal", "negotiation"]},
+                                {"field": "amount", "op": "gte", "value": 1_000_000},
+                                {"field": "properties.forecast_category", "op": "eq", "value": "commit"},
+                            ]
+                        },
+                        "sort": {"field": "expected_close_date", "direction": "asc"},
+                        "limit": 50,
+                        "with_total": True,
+                    }
+                }
+            }
+        },
+    },
+)
+async def search_deals(body: SearchRequest, session: ReadSessionDep) -> DealSearchPage:
+    found = await service.search_deals(session, body)
+    return DealSearchPage(
+        items=[_read(view) for view in found.page.items],
+        next_cursor=found.page.next_cursor,
+        total=found.total,
+    )
+
+
 @router.post(
     "/batch/upsert",
     summary="Create or update deals in bulk",
-    description="Up to 1000 records, each matched to a deal by `external_id` (required): a new one "
-    "creates a deal (`name` required, in an open stage), a known one is updated with the fields the "
-    "record gives, and a `stage` other than the deal's moves it (with `reason` into won or lost). One "
-    "result per record, in order: `created`, `updated`, `unchanged` or `error` with the field to blame; "
-    "a bad record writes nothing and fails alone, and the answer is still 200.",
+    description="Up to 1000 records, each matched to a deal by `external_id` (required, so that a "
+    "batch sent again updates rather than duplicates): a new one creates a deal (`name` required, in "
+    "an open stage), a known one is updated with the fields the record gives (`properties` key by key), "
+    "and a `stage` other than the deal's moves it (with `reason` into won or lost). One result per "
+    "record, in order: `created`, `updated`, `unchanged` or `error` with the field to blame "
+    "(`properties.<key>` for a custom property); a bad record writes nothing and fails alone, and the "
+    "answer is still 200. Events as for single writes.",
     responses=PROBLEM_RESPONSES,
     openapi_extra={
         "requestBody": {
@@ -120,6 +173,7 @@ async def list_deals(
                                 "name": "Acme: 250 seats",
                                 "amount": 1500000,
                                 "currency": "EUR",
+                                "properties": {"forecast_category": "commit"},
                             },
                             {"external_id": "shop-8790", "stage": "won", "reason": "price"},
                         ]
@@ -179,6 +233,20 @@ async def update_deal(
 ) -> DealRead:
     deal = await service.update_deal(session, deal_id, body, if_match=if_match)
     return await _answer(session, deal, response)
+
+
+@router.delete(
+    "/{deal_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete a deal",
+    description="For good, with its stage history, associations and custom property values. Announced "
+    "as `crm.deal.deleted`, carrying the deal as it stood, so that a consumer can take it out of what "
+    "it counted. With `If-Match`, only if the deal is still at that `ETag`. Deleting it again is a 404.",
+    responses={**_NO_DEAL, **_STALE, **PROBLEM_RESPONSES},
+    dependencies=[requires("contacts:write")],
+)
+async def delete_deal(deal_id: uuid.UUID, session: SessionDep, if_match: IfMatchDep) -> None:
+    await service.delete_deal(session, deal_id, if_match=if_match)
 
 
 @router.post(

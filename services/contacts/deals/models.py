@@ -1,5 +1,6 @@
 import uuid
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -11,9 +12,11 @@ from sqlalchemy import (
     String,
     Text,
     Uuid,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from services.contacts.contacts.models import JSONDocument
 from services.contacts.db import Base
 from shared.db import UTCDateTime, utc_now
 
@@ -42,6 +45,10 @@ class Deal(Base):
     external_id: Mapped[str | None] = mapped_column(String(200), unique=True)
     close_reason: Mapped[str | None] = mapped_column(String(64))
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Custom property values by key, as read back; `CustomValue` rows are their searchable copy.
+    properties: Mapped[dict[str, Any]] = mapped_column(
+        JSONDocument, default=dict, server_default=text("'{}'")
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now, onupdate=utc_now)
     # Goes up with associations too: they are part of the deal's representation, hence of its ETag.

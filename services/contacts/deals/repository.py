@@ -2,13 +2,14 @@ import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Select, delete, select
+from sqlalchemy import Select, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.contacts.companies.models import Company
 from services.contacts.contacts.models import Contact
 from services.contacts.deals.models import Deal, DealCompany, DealContact, DealStageChange
 from services.contacts.pipelines.models import PipelineStage
+from shared.db import utc_now
 from shared.pagination import Keyset, PageRequest, Slice, SortKey, fetch_page
 
 NEWEST_FIRST = Keyset(SortKey(Deal.created_at, descending=True), SortKey(Deal.id, descending=True))
@@ -80,6 +81,22 @@ class DealRepository:
             delete(link).where(link.deal_id == deal_id, other == other_id).returning(link.deal_id)
         )
         return removed.first() is not None
+
+    async def drop_company(self, company_id: uuid.UUID) -> list[uuid.UUID]:
+        """Remove the company from every deal it is associated with, each deal getting a new version (its
+        associations are part of it); the deals' ids."""
+        removed = await self.session.execute(
+            delete(DealCompany).where(DealCompany.company_id == company_id).returning(DealCompany.deal_id)
+        )
+        deal_ids = list(removed.scalars())
+        if deal_ids:
+            await self.session.execute(
+                update(Deal)
+                .where(Deal.id.in_(deal_ids))
+                .values(version=Deal.version + 1, updated_at=utc_now())
+                .execution_options(synchronize_session=False)
+            )
+        return deal_ids
 
     async def links(
         self, deal_ids: Sequence[uuid.UUID]

@@ -41,6 +41,12 @@ class DealFields(BaseModel):
         max_length=200,
         description="Your own id for the deal; unique. Batch upserts match on it.",
     )
+    properties: dict[str, Any] | None = Field(
+        None,
+        description="Custom property values by key, as defined in `/v1/properties` for `deal`; merged key "
+        "by key, and `null` clears one.",
+        examples=[{"forecast_category": "commit", "seats": 250}],
+    )
 
 
 class DealCreate(DealFields):
@@ -57,6 +63,7 @@ class DealCreate(DealFields):
                     "owner": "rep-7",
                     "expected_close_date": "2026-12-31",
                     "external_id": "shop-order-8812",
+                    "properties": {"forecast_category": "commit", "seats": 250},
                 }
             ]
         }
@@ -73,7 +80,13 @@ class DealPatch(DealFields):
     """A JSON merge patch (RFC 7396): a field left out stays as it is, `null` clears it. The stage moves
     through `POST /v1/deals/{id}/stage`, so that every move is in the history."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{"amount": 1_800_000, "owner": "rep-9"}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"amount": 1_800_000, "owner": "rep-9", "properties": {"forecast_category": "best_case"}}
+            ]
+        }
+    )
 
     name: Name | None = Field(None, description="Cannot be cleared.")
 
@@ -136,6 +149,7 @@ class DealRead(BaseModel):
     owner: str | None
     expected_close_date: date | None
     external_id: str | None
+    properties: dict[str, Any] = Field(description="Custom property values by key.")
     closed_at: datetime | None = Field(description="When the deal entered a won or lost stage; else null.")
     close_reason: str | None = Field(description="The `reason` it was closed with; null while open.")
     contact_ids: list[uuid.UUID] = Field(description="Associated contacts, in the order they were added.")

@@ -14,17 +14,23 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
 from services.contacts.db import outbox
+from services.contacts.deals.fields import DEAL_FIELDS
 from services.contacts.deals.models import Deal, DealCompany, DealContact, DealStageChange
-from services.contacts.deals.repository import DealFilter, DealRepository, Link
+from services.contacts.deals.repository import NEWEST_FIRST, DealFilter, DealRepository, Link
 from services.contacts.deals.schemas import DealCreate, DealPatch, DealUpsert, StageMove
 from services.contacts.pipelines.models import Pipeline, PipelineStage, StageKind
 from services.contacts.pipelines.repository import DEFAULT_KEY, PipelineRepository
+from services.contacts.properties.schemas import ObjectType
+from services.contacts.properties.values import CustomProperties
+from services.contacts.search import query
+from services.contacts.search.schemas import SearchRequest
 from shared.batch import BatchResult, Outcome, RecordError, RecordResult, error_of, validate_each
 from shared.db import utc_now
 from shared.errors import AlreadyExists, DomainError, InvalidValue, NotFound, StaleVersion
-from shared.events.base import FieldChange
+from shared.events.base import ValueChange
 from shared.events.deals import (
     DealCreated,
+    DealDeleted,
     DealLost,
     DealStageChanged,
     DealStatus,
@@ -105,12 +111,25 @@ async def _pipeline_for(session: AsyncSession, pipeline_id: uuid.UUID | None) ->
     return found
 
 
-async def create_deal(session: AsyncSession, data: DealCreate | DealUpsert, *, actor: str) -> Deal:
+def _custom(session: AsyncSession, custom: CustomProperties | None) -> CustomProperties:
+    return custom if custom is not None else CustomProperties(session, ObjectType.DEAL)
+
+
+async def create_deal(
+    session: AsyncSession,
+    data: DealCreate | DealUpsert,
+    *,
+    actor: str,
+    custom: CustomProperties | None = None,
+) -> Deal:
     """Create a deal in an open stage (the pipeline's first if none is named), record that stage as
-    the first of its history and announce it as `crm.deal.created`."""
+    the first of its history and announce it as `crm.deal.created`. `custom`: the deal properties'
+    definitions, when a batch has read them already."""
     if data.name is None:
         raise InvalidValue("name", "name is needed to create a deal.")
     _check_money(data.amount, data.currency)
+    custom = _custom(session, custom)
+    written = await custom.write({}, data.properties)
     pipeline = await _pipeline_for(session, data.pipeline_id)
     if data.stage is None:
         stage = next(stage for stage in pipeline.stages if stage.kind == StageKind.OPEN)
@@ -136,11 +155,13 @@ async def create_deal(session: AsyncSession, data: DealCreate | DealUpsert, *, a
         owner=data.owner,
         expected_close_date=data.expected_close_date,
         external_id=data.external_id,
+        properties=written.values,
     )
     try:
         async with session.begin_nested():
             session.add(deal)
             await session.flush()
+            await custom.store(deal.id, written)
     except IntegrityError:
         # The external id, taken by a concurrent writer; or the stage, removed by one.
         if data.external_id is not None and (holder := await repository.id_by_external_id(data.external_id)):
@@ -175,6 +196,13 @@ async def list_deals(session: AsyncSession, where: DealFilter, page: PageRequest
     return Slice(await views(session, found.items), found.next_cursor)
 
 
+async def search_deals(session: AsyncSession, request: SearchRequest) -> query.Found[DealView]:
+    """The deals `request.filter` matches, sorted and paged as it asks (see `services.contacts.search`),
+    each with its associations."""
+    found = await query.search(session, Deal, DEAL_FIELDS, request, default=NEWEST_FIRST)
+    return query.Found(Slice(await views(session, found.page.items), found.page.next_cursor), found.total)
+
+
 async def update_deal(
     session: AsyncSession,
     deal_id: uuid.UUID,
@@ -194,8 +222,13 @@ async def _change(
     values: Mapping[str, Any],
     *,
     if_match: Collection[str] | None = None,
+    custom: CustomProperties | None = None,
 ) -> tuple[Deal, bool]:
+    """Set `values` on the deal (`properties` merged key by key); the deal, and whether anything
+    changed."""
     repository = DealRepository(session)
+    custom = _custom(session, custom)
+    standard = {name: value for name, value in values.items() if name != "properties"}
     for attempt in range(_UPDATE_ATTEMPTS):
         deal = await repository.get(deal_id, fresh=attempt > 0)
         if deal is None:
@@ -204,10 +237,11 @@ async def _change(
             raise StaleVersion("Deal", deal_id, current=deal.etag)
         changes = {
             name: (getattr(deal, name), value)
-            for name, value in values.items()
+            for name, value in standard.items()
             if getattr(deal, name) != value
         }
-        if not changes:
+        written = await custom.write(deal.properties, values.get("properties"))
+        if not changes and not written.changed:
             return deal, False
         _check_money(values.get("amount", deal.amount), values.get("currency", deal.currency))
         external_id = changes.get("external_id", (None, None))[1]
@@ -220,8 +254,11 @@ async def _change(
             async with session.begin_nested():
                 for name, (_old, new) in changes.items():
                     setattr(deal, name, new)
+                if written.changed:
+                    deal.properties = written.values
                 deal.updated_at = utc_now()
                 await session.flush()
+                await custom.store(deal.id, written)
         except StaleDataError:
             continue
         except IntegrityError:
@@ -233,11 +270,14 @@ async def _change(
             session,
             DealUpdated(
                 **_snapshot(deal, await _current_stage(repository, deal)),
-                changed_fields=sorted(changes),
+                changed_fields=sorted([*changes, *written.fields]),
                 changes={
-                    name: FieldChange(old=_as_text(old), new=_as_text(new))
-                    for name, (old, new) in changes.items()
-                    if name not in _UNPUBLISHED_VALUES
+                    **{
+                        name: ValueChange(old=_as_text(old), new=_as_text(new))
+                        for name, (old, new) in changes.items()
+                        if name not in _UNPUBLISHED_VALUES
+                    },
+                    **custom.published(written),
                 },
                 updated_at=deal.updated_at,
             ),
@@ -245,6 +285,38 @@ async def _change(
         return deal, True
     assert deal is not None
     raise StaleVersion("Deal", deal_id, current=deal.etag)
+
+
+async def delete_deal(
+    session: AsyncSession, deal_id: uuid.UUID, *, if_match: Collection[str] | None = None
+) -> None:
+    """Delete a deal with its stage history, associations (database cascades) and custom property values,
+    and announce it as `crm.deal.deleted` with the deal as it stood. `if_match` as in `update_deal`."""
+    repository = DealRepository(session)
+    for attempt in range(_UPDATE_ATTEMPTS):
+        deal = await repository.get(deal_id, fresh=attempt > 0)
+        if deal is None:
+            raise DealNotFound(deal_id)
+        if if_match is not None and deal.etag not in if_match:
+            raise StaleVersion("Deal", deal_id, current=deal.etag)
+        snapshot = _snapshot(deal, await _current_stage(repository, deal))
+        try:
+            # The DELETE checks the version too: a deal changed since this read is read again.
+            async with session.begin_nested():
+                await session.delete(deal)
+                await session.flush()
+        except StaleDataError:
+            continue
+        await CustomProperties(session, ObjectType.DEAL).forget(deal_id)
+        await outbox.add(session, DealDeleted(**snapshot, deleted_at=utc_now()))
+        return
+    assert deal is not None
+    raise StaleVersion("Deal", deal_id, current=deal.etag)
+
+
+async def forget_company(session: AsyncSession, company_id: uuid.UUID) -> None:
+    """A company is being deleted: the deals it was associated with lose it, and get a new `ETag`."""
+    await DealRepository(session).drop_company(company_id)
 
 
 async def move_stage(
@@ -356,6 +428,7 @@ async def upsert_deals(
     """
     validated = validate_each(DealUpsert, records)
     repository = DealRepository(session)
+    custom = CustomProperties(session, ObjectType.DEAL)
     # Ids, not objects: a record whose savepoint rolls back leaves its deal expired in the session.
     known = await repository.ids_by_external_id(
         {item.external_id for item in validated if isinstance(item, DealUpsert)}
@@ -367,7 +440,9 @@ async def upsert_deals(
             continue
         try:
             async with session.begin_nested():
-                deal_id, outcome = await _upsert_one(session, known.get(item.external_id), item, actor=actor)
+                deal_id, outcome = await _upsert_one(
+                    session, known.get(item.external_id), item, actor=actor, custom=custom
+                )
         except DomainError as exc:
             results.append(RecordResult(index=index, status=Outcome.ERROR, error=error_of(exc)))
             continue
@@ -377,14 +452,19 @@ async def upsert_deals(
 
 
 async def _upsert_one(
-    session: AsyncSession, deal_id: uuid.UUID | None, item: DealUpsert, *, actor: str
+    session: AsyncSession,
+    deal_id: uuid.UUID | None,
+    item: DealUpsert,
+    *,
+    actor: str,
+    custom: CustomProperties,
 ) -> tuple[uuid.UUID, Outcome]:
     if deal_id is None:
-        return (await create_deal(session, item, actor=actor)).id, Outcome.CREATED
+        return (await create_deal(session, item, actor=actor, custom=custom)).id, Outcome.CREATED
     deal = await get_deal(session, deal_id)
     if item.pipeline_id is not None and item.pipeline_id != deal.pipeline_id:
         raise InvalidValue("pipeline_id", "A deal's pipeline cannot change.")
-    _deal, changed = await _change(session, deal_id, item.fields())
+    _deal, changed = await _change(session, deal_id, item.fields(), custom=custom)
     moved = False
     if item.stage is not None:
         _deal, moved = await _move(

@@ -80,3 +80,11 @@ class PropertyRepository:
         ]
         if rows:
             await self.session.execute(insert(CustomValue), rows)
+
+    async def delete_values(self, object_type: ObjectType, object_id: uuid.UUID) -> None:
+        """Every searchable row of one record: it goes with the record."""
+        await self.session.execute(
+            delete(CustomValue).where(
+                CustomValue.object_type == object_type.value, CustomValue.object_id == object_id
+            )
+        )

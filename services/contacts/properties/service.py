@@ -135,15 +135,19 @@ def check_value(definition: PropertyDefinition, value: Any) -> CheckedValue:
 
 
 def check_values(
-    definitions: Mapping[str, PropertyDefinition], values: Mapping[str, Any]
+    definitions: Mapping[str, PropertyDefinition],
+    values: Mapping[str, Any],
+    object_type: ObjectType | None = None,
 ) -> dict[str, CheckedValue]:
-    """Every given value checked; an unknown key is an `InvalidValue` naming it."""
+    """Every given value checked; an unknown key is an `InvalidValue` naming it. `definitions` are one
+    object type's (named in the message), so a key defined for another type is unknown here too."""
     checked = {}
     for key, value in values.items():
         definition = definitions.get(key)
         if definition is None:
+            kind = f"{object_type.value} property" if object_type is not None else "property"
             raise InvalidValue(
-                f"properties.{key}", f"No property {key} is defined; create it with POST /v1/properties."
+                f"properties.{key}", f"No {kind} {key} is defined; create it with POST /v1/properties."
             )
         checked[key] = check_value(definition, value)
     return checked

@@ -38,6 +38,8 @@ class Kind(StrEnum):
     DATE = "date"
     DATETIME = "datetime"
     BOOL = "bool"
+    ID = "id"
+    """A UUID: another record's id (a deal's pipeline, a company's contacts). Equality only."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ class SetField:
     owner: InstrumentedAttribute[Any]
     where: tuple[ColumnElement[bool], ...] = ()
     lower: bool = False
+    kind: Kind = Kind.TEXT
 
 
 @dataclass(frozen=True)
@@ -134,6 +137,14 @@ class FilterCompiler:
                 raise InvalidValue(path, "Expected true or false.")
             text = "true" if raw else "false"
             return _Bound(text, text)
+        if kind is Kind.ID:
+            try:
+                identifier = uuid.UUID(raw) if isinstance(raw, str) else None
+            except ValueError:
+                identifier = None
+            if identifier is None:
+                raise InvalidValue(path, "Expected an id (a UUID).")
+            return _Bound(identifier, identifier)
         if not isinstance(raw, str):
             raise InvalidValue(path, "Expected a date (YYYY-MM-DD) or, for a time, an ISO 8601 timestamp.")
         try:
@@ -197,6 +208,8 @@ class FilterCompiler:
             bounds = [self._value(kind, node.value, value_path, **options)]
         if op in _RANGES and kind is Kind.BOOL:
             raise InvalidValue(f"{path}.op", f"`{op}` does not apply to true/false values.")
+        if op in _RANGES and kind is Kind.ID:
+            raise InvalidValue(f"{path}.op", f"`{op}` does not apply to ids.")
         return bounds
 
     def _column_condition(self, spec: ColumnField, node: Filter, path: str) -> ColumnElement[bool]:
@@ -229,17 +242,17 @@ class FilterCompiler:
             return exists().where(spec.owner == self.catalog.id_column, *spec.where, *conditions)
 
         if op is Operator.EXISTS:
-            self._bounds(node, Kind.TEXT, path)
+            self._bounds(node, spec.kind, path)
             return having()
         if op is Operator.NOT_EXISTS:
-            self._bounds(node, Kind.TEXT, path)
+            self._bounds(node, spec.kind, path)
             return not_(having())
         if op in (Operator.EQ, Operator.CONTAINS, Operator.NEQ):
-            bound = self._value(Kind.TEXT, node.value, f"{path}.value", lower=spec.lower)
+            bound = self._value(spec.kind, node.value, f"{path}.value", lower=spec.lower)
             found = having(spec.value == bound.start)
             return not_(found) if op is Operator.NEQ else found
         if op in (Operator.IN, Operator.NOT_IN):
-            bounds = self._values(Kind.TEXT, node.value, f"{path}.value", lower=spec.lower)
+            bounds = self._values(spec.kind, node.value, f"{path}.value", lower=spec.lower)
             found = having(spec.value.in_([bound.start for bound in bounds]))
             return not_(found) if op is Operator.NOT_IN else found
         raise InvalidValue(f"{path}.op", f"`{op}` does not apply to a list; use contains, in or exists.")

@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from services.contacts.app import DEFINITION
 from services.contacts.db import tables
+from services.contacts.properties.models import CustomValue
 from shared.bus.embedded import EmbeddedBus
 from shared.runtime import ServiceRuntime
 from shared.testing.apps import service_client
@@ -66,3 +67,27 @@ def problem(response: httpx.Response, status: int) -> dict[str, Any]:
 
 def error_fields(response: httpx.Response) -> list[str]:
     return [error["field"] for error in problem(response, 422)["errors"]]
+
+
+async def define_property(
+    client: httpx.AsyncClient, object_type: str, key: str, kind: str, **fields: Any
+) -> None:
+    """A custom property of `object_type`; `fields` as `POST /v1/properties` takes them."""
+    body = {"object_type": object_type, "key": key, "label": key.title(), "type": kind, **fields}
+    response = await client.post("/v1/properties", json=body)
+    assert response.status_code == 201, response.text
+
+
+async def custom_values(runtime: ServiceRuntime, object_type: str) -> dict[str, dict[str, list[Any]]]:
+    """The searchable rows of `object_type`'s records: by record id, then by key, the values in order."""
+    async with runtime.database.sessionmaker() as session:
+        rows = await session.scalars(
+            select(CustomValue)
+            .where(CustomValue.object_type == object_type)
+            .order_by(CustomValue.object_id, CustomValue.property_key, CustomValue.ordinal)
+        )
+        found: dict[str, dict[str, list[Any]]] = {}
+        for row in rows:
+            value = next(v for v in (row.value_text, row.value_number, row.value_date) if v is not None)
+            found.setdefault(str(row.object_id), {}).setdefault(row.property_key, []).append(value)
+        return found
