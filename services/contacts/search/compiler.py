@@ -3,8 +3,9 @@
 A record type describes its searchable fields in a `FieldCatalog`: plain columns, sets of values kept in
 another table (a contact's tags and emails), and its custom properties, whose values are searched in
 `custom_value` through EXISTS subqueries that lead with the property's key, so each condition is an index
-range scan whatever the number of records. Every value is checked against its field's type; a bad one is
-an `InvalidValue` naming where it is in the request (`filter.and.1.value`).
+range scan whatever the number of records. `in` lists are bound as one parameter, whatever their length
+(see `lists`). Every value is checked against its field's type; a bad one is an `InvalidValue` naming
+where it is in the request (`filter.and.1.value`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from sqlalchemy.orm import InstrumentedAttribute, aliased
 
 from services.contacts.properties.models import CustomValue, PropertyDefinition
 from services.contacts.properties.schemas import ObjectType, PropertyType
+from services.contacts.search.lists import one_of, utc_day
 from services.contacts.search.schemas import Filter, Operator, Sort, SortDirection
 from shared.errors import InvalidValue
 from shared.pagination import Keyset, SortKey
@@ -166,7 +168,13 @@ class FilterCompiler:
                 and_(column >= first.start, column < first.end) if first.is_day else column == first.start
             )
         elif op in (Operator.IN, Operator.NOT_IN):
-            condition = or_(*(FilterCompiler._compare(column, Operator.EQ, [bound]) for bound in bounds))
+            # One list parameter, not a term per value (see `lists`); whole days as a list of days.
+            days = [bound.start.date() for bound in bounds if bound.is_day]
+            values = [bound.start for bound in bounds if not bound.is_day]
+            condition = or_(
+                *([one_of(column, values)] if values else []),
+                *([one_of(utc_day(column), days)] if days else []),
+            )
         elif op is Operator.LT:
             condition = column < first.start
         elif op is Operator.LTE:
@@ -240,7 +248,7 @@ class FilterCompiler:
             return not_(found) if op is Operator.NEQ else found
         if op in (Operator.IN, Operator.NOT_IN):
             bounds = self._values(Kind.TEXT, node.value, f"{path}.value", lower=spec.lower)
-            found = having(spec.value.in_([bound.start for bound in bounds]))
+            found = having(one_of(spec.value, [bound.start for bound in bounds]))
             return not_(found) if op is Operator.NOT_IN else found
         raise InvalidValue(f"{path}.op", f"`{op}` does not apply to a list; use contains, in or exists.")
 
