@@ -2,10 +2,10 @@
 
 A record type describes its searchable fields in a `FieldCatalog`: plain columns, sets of values kept in
 another table (a contact's tags and emails), and its custom properties, whose values are searched in
-`custom_value` through EXISTS subqueries that lead with the property's key, so each condition is an index
-range scan whatever the number of records. `in` lists are bound as one parameter, whatever their length
-(see `lists`). Every value is checked against its field's type; a bad one is an `InvalidValue` naming
-where it is in the request (`filter.and.1.value`).
+`custom_value` through subqueries that lead with the property's key, so each condition is an index range
+scan whatever the number of records. `in` lists are bound as one parameter, whatever their length (see
+`lists`). Every value is checked against its field's type; a bad one is an `InvalidValue` naming where it
+is in the request (`filter.and.1.value`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, exists, not_, or_, true
+from sqlalchemy import ColumnElement, Select, and_, exists, not_, or_, select, true
 from sqlalchemy.orm import InstrumentedAttribute, aliased
 
 from services.contacts.properties.models import CustomValue, PropertyDefinition
@@ -260,12 +260,23 @@ class FilterCompiler:
         kind = _CUSTOM_KINDS[PropertyType(definition.type)]
         column = _custom_column(kind)
 
+        of_property = (
+            CustomValue.object_type == self.catalog.object_type.value,
+            CustomValue.property_key == definition.key,
+        )
+
         def having(*conditions: ColumnElement[bool]) -> ColumnElement[bool]:
-            return exists().where(
-                CustomValue.object_type == self.catalog.object_type.value,
-                CustomValue.property_key == definition.key,
-                CustomValue.object_id == self.catalog.id_column,
-                *conditions,
+            # `id IN (SELECT object_id …)`: the database reads the matching values once, along the
+            # property's index, and keeps the records among them. A correlated EXISTS makes SQLite look
+            # up each record in turn instead: all of them, however few match.
+            matching = select(CustomValue.object_id).where(*of_property, *conditions)
+            return self.catalog.id_column.in_(matching)
+
+        def lacking(*conditions: ColumnElement[bool]) -> ColumnElement[bool]:
+            # A negation keeps most records, which are read anyway; NOT EXISTS is an anti-join on
+            # PostgreSQL (NOT IN cannot be, for NULL's sake) and a primary-key probe per record on SQLite.
+            return not_(
+                exists().where(*of_property, CustomValue.object_id == self.catalog.id_column, *conditions)
             )
 
         if op is Operator.EXISTS:
@@ -273,7 +284,7 @@ class FilterCompiler:
             return having()
         if op is Operator.NOT_EXISTS:
             self._bounds(node, kind, path)
-            return not_(having())
+            return lacking()
         choices = tuple(definition.options) if op not in _RANGES else ()
         if op is Operator.CONTAINS:
             if PropertyType(definition.type) is PropertyType.MULTI_ENUM:
@@ -285,9 +296,9 @@ class FilterCompiler:
             return having(column.ilike(f"%{_escape_like(text)}%", escape="\\"))
         bounds = self._bounds(node, kind, path, choices=choices)
         if op is Operator.NEQ:
-            return not_(having(self._compare(column, Operator.EQ, bounds)))
+            return lacking(self._compare(column, Operator.EQ, bounds))
         if op is Operator.NOT_IN:
-            return not_(having(self._compare(column, Operator.IN, bounds)))
+            return lacking(self._compare(column, Operator.IN, bounds))
         return having(self._compare(column, op, bounds))
 
     # --- the tree -------------------------------------------------------------------------------
