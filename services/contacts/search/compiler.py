@@ -331,12 +331,15 @@ class FilterCompiler:
         )
 
     def sorted(
-        self, statement: Select[Any], sort: Sort | None, default: Keyset
+        self, statement: Select[Any], sort: Sort | None, default: Keyset, *, within: Filter | None = None
     ) -> tuple[Select[Any], Keyset]:
         """`statement` ready to be sorted as asked, and the keyset of that sort (ties go by id).
 
         A custom property is joined (its first value, for a multi-enum); its sort key is that value,
-        labelled with the field's name. Records without the value come last."""
+        labelled with the field's name. Records without the value come last. When `within`, the filter
+        `statement` applies, already requires the value, the join is an inner one and the sort has no
+        NULLs to place: the database can then read the records in order along the property's index
+        and stop after a page, instead of sorting every match."""
         if sort is None:
             return statement, default
         descending = sort.direction is SortDirection.DESC
@@ -350,15 +353,41 @@ class FilterCompiler:
         definition = self._definition(sort.field, "sort.field")
         value = aliased(CustomValue)
         sort_column = getattr(value, _custom_column(_CUSTOM_KINDS[PropertyType(definition.type)]).key)
-        joined = statement.outerjoin(
-            value,
-            and_(
-                value.object_type == self.catalog.object_type.value,
-                value.object_id == self.catalog.id_column,
-                value.property_key == definition.key,
-                value.ordinal == 0,
-            ),
+        on = and_(
+            value.object_type == self.catalog.object_type.value,
+            value.object_id == self.catalog.id_column,
+            value.property_key == definition.key,
+            value.ordinal == 0,
         )
+        required = requires_value(within, sort.field)
+        joined = statement.join(value, on) if required else statement.outerjoin(value, on)
         # Labelled with the field's name, so a cursor names the sort it belongs to.
         label = sort_column.label(sort.field)
-        return joined, Keyset(SortKey(label, descending=descending, nullable=True), tiebreak)
+        return joined, Keyset(SortKey(label, descending=descending, nullable=not required), tiebreak)
+
+
+# Conditions only a record with a value meets (`neq`, `not_in` and `not_exists` also meet the others).
+_NEEDS_A_VALUE = frozenset(
+    {
+        Operator.EQ,
+        Operator.IN,
+        Operator.LT,
+        Operator.LTE,
+        Operator.GT,
+        Operator.GTE,
+        Operator.BETWEEN,
+        Operator.CONTAINS,
+        Operator.EXISTS,
+    }
+)
+
+
+def requires_value(node: Filter | None, name: str) -> bool:
+    """Whether every record `node` matches has a value for the field `name`."""
+    if node is None:
+        return False
+    if node.all_of is not None:
+        return any(requires_value(child, name) for child in node.all_of)
+    if node.any_of is not None:
+        return all(requires_value(child, name) for child in node.any_of)
+    return node.field == name and node.op in _NEEDS_A_VALUE

@@ -25,9 +25,10 @@ from sqlalchemy.engine import Dialect, make_url
 from services.contacts.app import DEFINITION
 from services.contacts.contacts.fields import CONTACT_FIELDS
 from services.contacts.contacts.models import Contact
+from services.contacts.contacts.repository import NEWEST_FIRST
 from services.contacts.properties.models import PropertyDefinition
-from services.contacts.search.compiler import MAX_LIST, FilterCompiler
-from services.contacts.search.schemas import MAX_CONDITIONS, MAX_DEPTH, Filter
+from services.contacts.search.compiler import MAX_LIST, FilterCompiler, requires_value
+from services.contacts.search.schemas import MAX_CONDITIONS, MAX_DEPTH, Filter, Sort, SortDirection
 from shared.bus.embedded import EmbeddedBus
 from shared.runtime import ServiceRuntime
 from shared.testing.apps import service_client
@@ -832,6 +833,74 @@ def _dialect(name: str) -> Dialect:
     return make_url(f"{name}://").get_dialect()()
 
 
+CUSTOM_SORTS = [name for name in SORTS if name.startswith("properties.")]
+
+
+def _requiring(name: str) -> list[tuple[JSON, Callable[[Person], bool]]]:
+    """Filters that only records with a value for `name` meet, and who meets each (an empty
+    multi-enum has none)."""
+    has = _sort_value(name)
+    return [
+        (_cond(name, "exists"), lambda p: has(p) is not None),
+        (
+            {"and": [_cond("visits", "gte", 0), {"or": [_cond(name, "exists"), _cond(name, "exists")]}]},
+            lambda p: has(p) is not None,
+        ),
+        (
+            {"or": [{"and": [_cond(name, "exists"), _cond("city", "exists")]}, _cond(name, "exists")]},
+            lambda p: has(p) is not None,
+        ),
+    ]
+
+
+async def test_a_sort_by_a_property_the_filter_requires_walks_every_match_once_in_order(
+    world: World,
+) -> None:
+    names = {person.id: key for key, person in zip(PEOPLE, world.people, strict=True)}
+    wrong = []
+    for name in CUSTOM_SORTS:
+        for condition, predicate in _requiring(name):
+            for direction in ("asc", "desc"):
+                sort = {"field": name, "direction": direction}
+                ids, _pages = await _walk(world.client, {"filter": condition, "sort": sort, "limit": 2})
+                matches = world.ids(predicate)
+                expected = [
+                    i for i in world.order(_sort_value(name), descending=direction == "desc") if i in matches
+                ]
+                if ids != expected:
+                    wrong.append(
+                        f"{sort} within {json.dumps(condition)}: got {[names[i] for i in ids]}, "
+                        f"expected {[names[i] for i in expected]}"
+                    )
+    assert not wrong, "\n".join(wrong)
+
+
+def test_a_sort_by_a_required_property_is_an_inner_join_in_index_order() -> None:
+    score = PropertyDefinition(object_type="contact", key="score", type="number", options=[])
+    compiler = FilterCompiler(CONTACT_FIELDS, {"score": score})
+    sort = Sort(field="properties.score", direction=SortDirection.DESC)
+
+    def sql(within: JSON | None) -> str:
+        node = Filter.model_validate(within) if within is not None else None
+        statement, keyset = compiler.sorted(select(Contact), sort, NEWEST_FIRST, within=node)
+        compiled = statement.order_by(*keyset.order_by()).compile(dialect=_dialect("postgresql"))
+        return str(compiled).upper()
+
+    for requiring, _ in _requiring("properties.score"):
+        inner = sql(requiring)
+        assert " JOIN CUSTOM_VALUE" in inner, inner
+        assert "OUTER" not in inner, inner
+        assert "NULLS LAST" not in inner, inner
+    for lenient in (
+        None,
+        _cond("properties.score", "neq", 3),
+        {"or": [_cond("properties.score", "gt", 3), _cond("city", "exists")]},
+    ):
+        outer = sql(lenient)
+        assert "LEFT OUTER JOIN CUSTOM_VALUE" in outer, outer
+        assert "NULLS LAST" in outer, outer
+
+
 def test_an_in_list_is_one_parameter_and_a_plain_condition_on_either_database() -> None:
     score = PropertyDefinition(object_type="contact", key="score", type="number", options=[])
     compiler = FilterCompiler(CONTACT_FIELDS, {"score": score})
@@ -844,6 +913,31 @@ def test_an_in_list_is_one_parameter_and_a_plain_condition_on_either_database() 
             assert lists == [[float(v) for v in values] if field_name == "properties.score" else values]
             # Written as a comparison, not `(…) = 1`, which SQLite could not serve from an index.
             assert "= 1" not in str(compiled), str(compiled)
+
+
+def test_which_filters_require_a_value() -> None:
+    def requires(node: JSON) -> bool:
+        return requires_value(Filter.model_validate(node), "properties.score")
+
+    for op, value in (
+        ("eq", 1),
+        ("in", [1]),
+        ("lt", 1),
+        ("lte", 1),
+        ("gt", 1),
+        ("gte", 1),
+        ("between", [1, 2]),
+        ("exists", None),
+    ):
+        assert requires(_cond("properties.score", op, value)), op
+    for op, value in (("neq", 1), ("not_in", [1]), ("not_exists", None)):
+        assert not requires(_cond("properties.score", op, value)), op
+    assert not requires(_cond("properties.plan", "eq", "pro"))
+    assert requires({"and": [_cond("city", "exists"), _cond("properties.score", "gt", 1)]})
+    assert not requires({"or": [_cond("city", "exists"), _cond("properties.score", "gt", 1)]})
+    assert requires(
+        {"or": [_cond("properties.score", "lt", 1), {"and": [_cond("properties.score", "gt", 9)]}]}
+    )
 
 
 async def test_a_sorted_filtered_walk_counts_its_matches_on_every_page(world: World) -> None:
