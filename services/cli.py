@@ -18,6 +18,7 @@ from pydantic import SecretStr
 from rich.progress import TaskID
 
 from services.bench.cli import bench
+from services.contacts.importer.command import import_contacts
 from shared.consumer import ConsumerRunner
 from shared.observability import configure_logging
 from shared.runtime import ServiceDefinition, ServiceRuntime
@@ -406,6 +407,11 @@ def keys_revoke(key_id: str, service: KeysServiceOpt = "contacts") -> None:
         typer.echo(f"crm keys revoke: {exc.detail}", err=True)
         raise typer.Exit(2) from exc
     typer.echo(f"{key_id}: revoked")
+
+
+contacts_app = typer.Typer(help="Contacts from the command line.")
+app.add_typer(contacts_app, name="contacts")
+contacts_app.command("import")(import_contacts)
 
 
 app.command(help="Benchmark report: each scenario against its baseline, measured in the same run.")(bench)

@@ -54,6 +54,8 @@ def new_metadata() -> MetaData:
 
 # Execution option that marks a session as read-only (see `read_scope`).
 _READ_ONLY = "crm_read_only"
+# Session flag: its scope ends in a rollback, not a commit (see `roll_back_at_end`).
+_ROLL_BACK_AT_END = "crm_roll_back_at_end"
 
 
 def _prepare_sqlite(engine: AsyncEngine, url: str) -> None:
@@ -123,9 +125,16 @@ class Database:
         await self.engine.dispose()
 
 
+def roll_back_at_end(session: AsyncSession) -> None:
+    """End the session's scope with a rollback even when its block succeeds: a dry run runs every
+    statement a write would, so it sees what the write would do, and keeps none of it."""
+    session.info[_ROLL_BACK_AT_END] = True
+
+
 @asynccontextmanager
 async def session_scope(database: Database) -> AsyncIterator[AsyncSession]:
-    """The single place that commits: commit when the block succeeds, roll back when it raises.
+    """The single place that commits: commit when the block succeeds, roll back when it raises (or
+    when the block asked for it with `roll_back_at_end`).
 
     On SQLite the block holds the process's write gate, so do not open a second scope inside one.
     """
@@ -135,7 +144,10 @@ async def session_scope(database: Database) -> AsyncIterator[AsyncSession]:
         session = await stack.enter_async_context(database.sessionmaker())
         try:
             yield session
-            await session.commit()
+            if session.info.get(_ROLL_BACK_AT_END):
+                await session.rollback()
+            else:
+                await session.commit()
         except BaseException:
             await session.rollback()
             raise

@@ -128,7 +128,9 @@ class Keyset:
             raise ValueError("a keyset needs at least one sort key")
         for key in keys:
             column = key.column.expression
-            if not key.nullable and getattr(column, "nullable", True):
+            # A labelled expression has no column to ask, so its `nullable` is taken at its word (a
+            # value joined by an inner join is never NULL, the same value outer-joined may be).
+            if not key.nullable and not isinstance(column, Label) and getattr(column, "nullable", True):
                 raise ValueError(f"sort key {key.name} must be a NOT NULL column, or marked nullable")
             if key.python_type not in _CODECS:
                 raise ValueError(f"sort key {key.name} has a type cursors cannot carry: {key.python_type}")

@@ -5,7 +5,8 @@
 - A repeat with the same body gets that answer again, marked `Idempotent-Replayed: true`.
 - The same key with a different request (method, path, query or body) is a 422.
 - A repeat while the first is still running is a 409 with `Retry-After`.
-- Answers that say nothing happened are not kept, so a retry runs again: 5xx, 401, 403, 429.
+- Answers that say nothing happened are not kept, so a retry runs again: 5xx, 401, 403, 429, and
+  the answer to a dry run (`keep_no_answer`): it tells what a write would do, not what was done.
 
 Keys belong to the caller's API key, so two callers never see each other's answers; a key is checked
 and its rate taken before a kept answer is given. See `shared.idempotency` for how answers are kept.
@@ -29,6 +30,14 @@ REPLAYED_HEADER = "Idempotent-Replayed"
 _KEPT_HEADERS = ("content-type", "location", "etag", "link")
 _NOT_KEPT_STATUSES = {401, 403, 429}
 _VALID_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+# Request state: this request's answer is not to be kept (see `keep_no_answer`).
+_NO_ANSWER_KEPT = "crm_no_answer_kept"
+
+
+def keep_no_answer(request: Request) -> None:
+    """Keep no answer for this request's key: it wrote nothing (a dry run), so a repeat must run again,
+    and the same key may still carry the real write."""
+    setattr(request.state, _NO_ANSWER_KEPT, True)
 
 
 def fingerprint(request: Request, body: bytes) -> str:
@@ -94,6 +103,7 @@ async def run_once(
         response.status_code >= 500
         or response.status_code in _NOT_KEPT_STATUSES
         or not hasattr(response, "body")
+        or getattr(request.state, _NO_ANSWER_KEPT, False)
     ):
         await store.release(principal, key)
     else:

@@ -22,7 +22,7 @@ from shared.auth.principal import Principal
 from shared.batch import BatchRequest, BatchResult, validate_each
 from shared.pagination import PageRequest
 from shared.web.auth import requires
-from shared.web.deps import ReadSessionDep, RuntimeDep, SessionDep
+from shared.web.deps import DryRunDep, ReadSessionDep, RuntimeDep, SessionDep
 from shared.web.etag import ETAG, IfMatchDep, IfNoneMatchHeader, not_modified
 from shared.web.pagination import Page, page_request, paginated
 from shared.web.problems import PROBLEM_RESPONSES, problem_doc
@@ -130,6 +130,29 @@ async def search_contacts(body: SearchRequest, session: ReadSessionDep) -> Conta
     )
 
 
+_UPSERT_RESULT_EXAMPLE = {
+    "results": [
+        {"index": 0, "status": "created", "id": "0f8fad5b-d9cb-469f-a165-70867728950e", "error": None},
+        {"index": 1, "status": "updated", "id": "7c9e6679-7425-40de-944b-e07fc1f90ae7", "error": None},
+        {
+            "index": 2,
+            "status": "error",
+            "id": None,
+            "error": {
+                "field": "external_ids.0.system",
+                "message": "String should match pattern '^[a-z0-9][a-z0-9_\\-.]{0,63}$'",
+                "code": "string_pattern_mismatch",
+                "existing_id": None,
+            },
+        },
+    ],
+    "created": 1,
+    "updated": 1,
+    "unchanged": 0,
+    "failed": 1,
+}
+
+
 @router.post(
     "/batch/upsert",
     summary="Create or update up to 1,000 contacts",
@@ -138,8 +161,18 @@ async def search_contacts(body: SearchRequest, session: ReadSessionDep) -> Conta
     "removed), no match is created. The answer has one result per record, in order: `created`, "
     "`updated`, `unchanged`, or `error` with the field to blame. One bad record never fails the others, "
     "so the request answers 200 whenever the body itself is well formed. Records sharing an identity "
-    "are applied in order.",
-    responses=PROBLEM_RESPONSES,
+    "are applied in order.\n\n"
+    "With `dry_run=true` the same code runs and answers with the same results, then everything is "
+    "rolled back: no contact, history or event is written, and an `Idempotency-Key` keeps no answer "
+    "(the same key may then carry the real run). The ids of `created` records are the ones they would "
+    "have had; the real run gives new ones. `crm contacts import` sends CSV files here.",
+    responses={
+        200: {
+            "description": "One result per record, in order, and the counts.",
+            "content": {"application/json": {"example": _UPSERT_RESULT_EXAMPLE}},
+        },
+        **PROBLEM_RESPONSES,
+    },
     openapi_extra={
         "requestBody": {
             "content": {
@@ -156,7 +189,10 @@ async def search_contacts(body: SearchRequest, session: ReadSessionDep) -> Conta
         }
     },
 )
-async def upsert_contacts(body: BatchRequest, session: SessionDep, principal: Writer) -> BatchResult:
+async def upsert_contacts(
+    body: BatchRequest, session: SessionDep, principal: Writer, dry_run: DryRunDep
+) -> BatchResult:
+    # `dry_run` acts through the session: the same code runs, and the session scope rolls it back.
     records = validate_each(ContactFields, body.records)
     results = await service.upsert_contacts(session, records, service.Author(principal.key_id, "batch"))
     return BatchResult.of(results)

@@ -748,7 +748,9 @@ async def search_contacts(session: AsyncSession, request: SearchRequest) -> Sear
     definitions = await PropertyRepository(session).of_type(ObjectType.CONTACT)
     compiler = FilterCompiler(CONTACT_FIELDS, definitions)
     condition = and_(Contact.erased_at.is_(None), compiler.where(request.filter))
-    statement, keyset = compiler.sorted(select(Contact).where(condition), request.sort, NEWEST_FIRST)
+    statement, keyset = compiler.sorted(
+        select(Contact).where(condition), request.sort, NEWEST_FIRST, within=request.filter
+    )
     page = PageRequest(limit=request.limit, after=keyset.decode(request.cursor) if request.cursor else None)
     repository = ContactRepository(session)
     found = await repository.search_page(statement, keyset, page)

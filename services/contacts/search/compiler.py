@@ -2,9 +2,10 @@
 
 A record type describes its searchable fields in a `FieldCatalog`: plain columns, sets of values kept in
 another table (a contact's tags and emails), and its custom properties, whose values are searched in
-`custom_value` through EXISTS subqueries that lead with the property's key, so each condition is an index
-range scan whatever the number of records. Every value is checked against its field's type; a bad one is
-an `InvalidValue` naming where it is in the request (`filter.and.1.value`).
+`custom_value` through subqueries that lead with the property's key, so each condition is an index range
+scan whatever the number of records. `in` lists are bound as one parameter, whatever their length (see
+`lists`). Every value is checked against its field's type; a bad one is an `InvalidValue` naming where it
+is in the request (`filter.and.1.value`).
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, exists, not_, or_, true
+from sqlalchemy import ColumnElement, Select, and_, exists, not_, or_, select, true
 from sqlalchemy.orm import InstrumentedAttribute, aliased
 
 from services.contacts.properties.models import CustomValue, PropertyDefinition
 from services.contacts.properties.schemas import ObjectType, PropertyType
+from services.contacts.search.lists import one_of, utc_day
 from services.contacts.search.schemas import Filter, Operator, Sort, SortDirection
 from shared.errors import InvalidValue
 from shared.pagination import Keyset, SortKey
@@ -177,7 +179,13 @@ class FilterCompiler:
                 and_(column >= first.start, column < first.end) if first.is_day else column == first.start
             )
         elif op in (Operator.IN, Operator.NOT_IN):
-            condition = or_(*(FilterCompiler._compare(column, Operator.EQ, [bound]) for bound in bounds))
+            # One list parameter, not a term per value (see `lists`); whole days as a list of days.
+            days = [bound.start.date() for bound in bounds if bound.is_day]
+            values = [bound.start for bound in bounds if not bound.is_day]
+            condition = or_(
+                *([one_of(column, values)] if values else []),
+                *([one_of(utc_day(column), days)] if days else []),
+            )
         elif op is Operator.LT:
             condition = column < first.start
         elif op is Operator.LTE:
@@ -253,7 +261,7 @@ class FilterCompiler:
             return not_(found) if op is Operator.NEQ else found
         if op in (Operator.IN, Operator.NOT_IN):
             bounds = self._values(spec.kind, node.value, f"{path}.value", lower=spec.lower)
-            found = having(spec.value.in_([bound.start for bound in bounds]))
+            found = having(one_of(spec.value, [bound.start for bound in bounds]))
             return not_(found) if op is Operator.NOT_IN else found
         raise InvalidValue(f"{path}.op", f"`{op}` does not apply to a list; use contains, in or exists.")
 
@@ -265,12 +273,23 @@ class FilterCompiler:
         kind = _CUSTOM_KINDS[PropertyType(definition.type)]
         column = _custom_column(kind)
 
+        of_property = (
+            CustomValue.object_type == self.catalog.object_type.value,
+            CustomValue.property_key == definition.key,
+        )
+
         def having(*conditions: ColumnElement[bool]) -> ColumnElement[bool]:
-            return exists().where(
-                CustomValue.object_type == self.catalog.object_type.value,
-                CustomValue.property_key == definition.key,
-                CustomValue.object_id == self.catalog.id_column,
-                *conditions,
+            # `id IN (SELECT object_id …)`: the database reads the matching values once, along the
+            # property's index, and keeps the records among them. A correlated EXISTS makes SQLite look
+            # up each record in turn instead: all of them, however few match.
+            matching = select(CustomValue.object_id).where(*of_property, *conditions)
+            return self.catalog.id_column.in_(matching)
+
+        def lacking(*conditions: ColumnElement[bool]) -> ColumnElement[bool]:
+            # A negation keeps most records, which are read anyway; NOT EXISTS is an anti-join on
+            # PostgreSQL (NOT IN cannot be, for NULL's sake) and a primary-key probe per record on SQLite.
+            return not_(
+                exists().where(*of_property, CustomValue.object_id == self.catalog.id_column, *conditions)
             )
 
         if op is Operator.EXISTS:
@@ -278,7 +297,7 @@ class FilterCompiler:
             return having()
         if op is Operator.NOT_EXISTS:
             self._bounds(node, kind, path)
-            return not_(having())
+            return lacking()
         choices = tuple(definition.options) if op not in _RANGES else ()
         if op is Operator.CONTAINS:
             if PropertyType(definition.type) is PropertyType.MULTI_ENUM:
@@ -290,9 +309,9 @@ class FilterCompiler:
             return having(column.ilike(f"%{_escape_like(text)}%", escape="\\"))
         bounds = self._bounds(node, kind, path, choices=choices)
         if op is Operator.NEQ:
-            return not_(having(self._compare(column, Operator.EQ, bounds)))
+            return lacking(self._compare(column, Operator.EQ, bounds))
         if op is Operator.NOT_IN:
-            return not_(having(self._compare(column, Operator.IN, bounds)))
+            return lacking(self._compare(column, Operator.IN, bounds))
         return having(self._compare(column, op, bounds))
 
     # --- the tree -------------------------------------------------------------------------------
@@ -325,12 +344,15 @@ class FilterCompiler:
         )
 
     def sorted(
-        self, statement: Select[Any], sort: Sort | None, default: Keyset
+        self, statement: Select[Any], sort: Sort | None, default: Keyset, *, within: Filter | None = None
     ) -> tuple[Select[Any], Keyset]:
         """`statement` ready to be sorted as asked, and the keyset of that sort (ties go by id).
 
         A custom property is joined (its first value, for a multi-enum); its sort key is that value,
-        labelled with the field's name. Records without the value come last."""
+        labelled with the field's name. Records without the value come last. When `within`, the filter
+        `statement` applies, already requires the value, the join is an inner one and the sort has no
+        NULLs to place: the database can then read the records in order along the property's index
+        and stop after a page, instead of sorting every match."""
         if sort is None:
             return statement, default
         descending = sort.direction is SortDirection.DESC
@@ -344,15 +366,41 @@ class FilterCompiler:
         definition = self._definition(sort.field, "sort.field")
         value = aliased(CustomValue)
         sort_column = getattr(value, _custom_column(_CUSTOM_KINDS[PropertyType(definition.type)]).key)
-        joined = statement.outerjoin(
-            value,
-            and_(
-                value.object_type == self.catalog.object_type.value,
-                value.object_id == self.catalog.id_column,
-                value.property_key == definition.key,
-                value.ordinal == 0,
-            ),
+        on = and_(
+            value.object_type == self.catalog.object_type.value,
+            value.object_id == self.catalog.id_column,
+            value.property_key == definition.key,
+            value.ordinal == 0,
         )
+        required = requires_value(within, sort.field)
+        joined = statement.join(value, on) if required else statement.outerjoin(value, on)
         # Labelled with the field's name, so a cursor names the sort it belongs to.
         label = sort_column.label(sort.field)
-        return joined, Keyset(SortKey(label, descending=descending, nullable=True), tiebreak)
+        return joined, Keyset(SortKey(label, descending=descending, nullable=not required), tiebreak)
+
+
+# Conditions only a record with a value meets (`neq`, `not_in` and `not_exists` also meet the others).
+_NEEDS_A_VALUE = frozenset(
+    {
+        Operator.EQ,
+        Operator.IN,
+        Operator.LT,
+        Operator.LTE,
+        Operator.GT,
+        Operator.GTE,
+        Operator.BETWEEN,
+        Operator.CONTAINS,
+        Operator.EXISTS,
+    }
+)
+
+
+def requires_value(node: Filter | None, name: str) -> bool:
+    """Whether every record `node` matches has a value for the field `name`."""
+    if node is None:
+        return False
+    if node.all_of is not None:
+        return any(requires_value(child, name) for child in node.all_of)
+    if node.any_of is not None:
+        return all(requires_value(child, name) for child in node.any_of)
+    return node.field == name and node.op in _NEEDS_A_VALUE
