@@ -23,7 +23,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import ErrorDetails, InitErrorDetails
+from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError
 
 
 class LifecycleStage(StrEnum):
@@ -179,10 +179,13 @@ CONTACT_EXAMPLE: dict[str, Any] = {
 
 
 def _reraised(error: ErrorDetails) -> InitErrorDetails:
-    again: InitErrorDetails = {"type": error["type"], "loc": error["loc"], "input": error["input"]}
-    if "ctx" in error:
-        again["ctx"] = error["ctx"]
-    return again
+    # As a custom error of the same type and message: rebuilding a built-in type from its context
+    # fails for errors whose context lacks what the type's template needs (an email's `reason`).
+    return {
+        "type": PydanticCustomError(error["type"], error["msg"].replace("{", "{{").replace("}", "}}")),
+        "loc": error["loc"],
+        "input": error["input"],
+    }
 
 
 class ContactCreate(ContactFields):

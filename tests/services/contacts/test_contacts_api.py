@@ -94,6 +94,18 @@ async def test_unknown_and_missing_fields_are_named(api: tuple[httpx.AsyncClient
     assert fields == {"email": "missing", "favourite_colour": "extra_forbidden"}
 
 
+async def test_a_bad_additional_email_without_a_primary_one_names_both(
+    api: tuple[httpx.AsyncClient, ServiceRuntime],
+) -> None:
+    client, runtime = api
+    response = await client.post("/v1/contacts", json={"emails": ["nope"]})
+    assert response.status_code == 422, response.text
+    fields = {error["field"]: error["code"] for error in response.json()["errors"]}
+    assert fields == {"emails.0": "value_error", "email": "missing"}
+    assert "@-sign" in response.json()["errors"][0]["message"]
+    assert await _rows(runtime) == (0, 0)
+
+
 async def test_a_duplicate_email_is_a_409_with_the_existing_id(
     api: tuple[httpx.AsyncClient, ServiceRuntime],
 ) -> None:
