@@ -3,6 +3,8 @@
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.journeys.db import outbox
+from services.journeys.identities import service as identities
+from services.journeys.identities.models import ContactIdentityLink
 from services.journeys.timeline import service
 from services.journeys.timeline.models import TimelineEntry
 from shared.consumer import ConsumerSpec
@@ -21,6 +23,7 @@ from shared.events.envelope import Envelope
 async def on_contact_created(session: AsyncSession, envelope: Envelope) -> None:
     event = envelope.event
     assert isinstance(event, ContactCreated)
+    await identities.learn_emails(session, event.contact_id, event.email_hashes, envelope.time)
     service.record(
         session,
         envelope,
@@ -32,6 +35,8 @@ async def on_contact_created(session: AsyncSession, envelope: Envelope) -> None:
 async def on_contact_updated(session: AsyncSession, envelope: Envelope) -> None:
     event = envelope.event
     assert isinstance(event, ContactUpdated)
+    if event.email_hashes is not None:  # null: the emails did not change
+        await identities.learn_emails(session, event.contact_id, event.email_hashes, envelope.time)
     service.record(
         session,
         envelope,
@@ -48,6 +53,7 @@ async def on_contact_merged(session: AsyncSession, envelope: Envelope) -> None:
     event = envelope.event
     assert isinstance(event, ContactMerged)
     await service.repoint(session, event.merged_contact_id, event.contact_id)
+    await identities.merge(session, event.merged_contact_id, event.contact_id, envelope.time)
     service.record(
         session,
         envelope,
@@ -60,8 +66,10 @@ async def on_contact_erased(session: AsyncSession, envelope: Envelope) -> None:
     event = envelope.event
     assert isinstance(event, ContactErased)
     # The merged ids too: a merge into this contact may not have reached this consumer yet.
-    for contact_id in (event.contact_id, *event.merged_contact_ids):
+    erased = (event.contact_id, *event.merged_contact_ids)
+    for contact_id in erased:
         await service.forget(session, contact_id)
+    await identities.forget(session, erased)
     await outbox.add(
         session,
         ErasureConfirmed(
@@ -82,5 +90,5 @@ TIMELINE_CONSUMER = ConsumerSpec(
         ContactMerged: on_contact_merged,
         ContactErased: on_contact_erased,
     },
-    owns=[TimelineEntry],
+    owns=[TimelineEntry, ContactIdentityLink],
 )
