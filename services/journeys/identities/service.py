@@ -31,7 +31,13 @@ class Kind(StrEnum):
 
 
 def external_value(system: str, external_id: str) -> str:
+    # A system is a slug without colons (`schemas.ExternalId`), so the first colon splits them again.
     return f"{system}:{external_id}"
+
+
+def _external_pair(value: str) -> tuple[str, str]:
+    system, _, external_id = value.partition(":")
+    return system, external_id
 
 
 @dataclass(frozen=True)
@@ -89,7 +95,8 @@ class Identifiers:
     """Everything journeys links to some contacts, by kind."""
 
     email_hashes: set[str]
-    externals: set[str]
+    externals: set[tuple[str, str]]
+    """(system, id)"""
     anonymous_ids: set[str]
 
 
@@ -99,7 +106,7 @@ async def identifiers_of(session: AsyncSession, contact_ids: Collection[uuid.UUI
         by_kind.setdefault(kind, set()).add(value)
     return Identifiers(
         email_hashes=by_kind[Kind.EMAIL_HASH],
-        externals=by_kind[Kind.EXTERNAL_ID],
+        externals={_external_pair(value) for value in by_kind[Kind.EXTERNAL_ID]},
         anonymous_ids=by_kind[Kind.ANONYMOUS_ID],
     )
 

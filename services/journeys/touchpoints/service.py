@@ -11,7 +11,7 @@ nothing, and answers the touchpoint first recorded under it.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -162,3 +162,29 @@ async def get_touchpoint(session: AsyncSession, touchpoint_id: uuid.UUID) -> Tou
     if touchpoint is None:
         raise TouchpointNotFound(touchpoint_id)
     return touchpoint
+
+
+async def contact_of(session: AsyncSession, touchpoint_id: uuid.UUID) -> uuid.UUID | None:
+    """Whose the touchpoint is now: moved by a merge since it was recorded, or None (unresolved, or
+    gone with an erasure)."""
+    touchpoint = await TouchpointRepository(session).get(touchpoint_id)
+    return touchpoint.contact_id if touchpoint is not None else None
+
+
+async def repoint(session: AsyncSession, merged_id: uuid.UUID, survivor_id: uuid.UUID) -> None:
+    """A merge: the merged contact's touchpoints are the survivor's."""
+    await TouchpointRepository(session).move(merged_id, survivor_id)
+
+
+async def forget(session: AsyncSession, contact_ids: Collection[uuid.UUID]) -> None:
+    """Erasure: the people's touchpoints go, and with them the unresolved ones that name them by an
+    identifier journeys links to them (an email hash, an external id) or by a browser their resolved
+    touchpoints came from (an anonymous id). Call it before the links themselves are forgotten."""
+    repository = TouchpointRepository(session)
+    known = await identities.identifiers_of(session, contact_ids)
+    await repository.delete_matching(
+        contact_ids,
+        email_hashes=known.email_hashes,
+        externals=known.externals,
+        anonymous_ids=known.anonymous_ids | await repository.anonymous_ids_of(contact_ids),
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,9 +43,12 @@ def hasher(runtime: ServiceRuntime) -> IdentityHasher:
     return IdentityHasher(identity_key(runtime.platform))
 
 
-async def contacts_say(runtime: ServiceRuntime, bus: EventBus, *events: Event) -> None:
-    """Publish contacts events, as the contacts service would, and wait until journeys applied them."""
-    await bus.publish([to_message(event, source="/crm/contacts") for event in events])
+async def contacts_say(
+    runtime: ServiceRuntime, bus: EventBus, *events: Event, at: datetime | None = None
+) -> None:
+    """Publish contacts events, as the contacts service would (made `at` that time, default now), and
+    wait until journeys applied them."""
+    await bus.publish([to_message(event, source="/crm/contacts", time=at) for event in events])
     await caught_up(runtime, bus, [topics.CONTACTS.name])
 
 
