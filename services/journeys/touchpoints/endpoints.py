@@ -19,8 +19,9 @@ from services.journeys.touchpoints.schemas import (
     TouchpointRead,
 )
 from shared.auth.principal import Principal
+from shared.batch import BatchRequest, BatchResult, Outcome, RecordError, RecordResult, validate_each
 from shared.web.auth import requires
-from shared.web.deps import ReadSessionDep, RuntimeDep
+from shared.web.deps import ReadSessionDep, RuntimeDep, SessionDep
 from shared.web.problems import PROBLEM_RESPONSES, problem_doc
 from shared.web.routing import api_router
 
@@ -30,6 +31,8 @@ Writer = Annotated[Principal, requires("journeys:write")]
 
 # One touchpoint, its properties (16 KiB at most) and room to spare; a batch takes more.
 MAX_TOUCHPOINT_BYTES = 65_536
+# As Segment's batch call: enough for 1,000 small touchpoints, and bounded for the one transaction.
+MAX_BATCH_BYTES = 524_288
 
 
 def read_model(touchpoint: Touchpoint) -> TouchpointRead:
@@ -114,6 +117,46 @@ async def record_touchpoint(
         response.status_code = status.HTTP_200_OK
         response.headers["Content-Location"] = url
     return read_model(recorded.touchpoint)
+
+
+@router.post(
+    "/batch",
+    summary="Record up to 1,000 touchpoints",
+    description='Takes `{"records": [...]}`, up to 1,000 touchpoints and 512 KB (413 beyond), each as '
+    "`POST /v1/touchpoints` takes one. The answer has one result per record, in order: `created`, "
+    "`unchanged` (a `message_id` recorded before, or earlier in this batch: `id` is that touchpoint), or "
+    "`error` with the field to blame. One bad record never fails the others, so the request answers 200 "
+    "whenever the body itself is well formed; the good ones are recorded and announced together.",
+    responses=PROBLEM_RESPONSES,
+    openapi_extra={
+        "x-max-body-bytes": MAX_BATCH_BYTES,
+        "requestBody": {
+            "content": {
+                "application/json": {
+                    "example": {"records": [TOUCHPOINT_EXAMPLE, PURCHASE_EXAMPLE, ANONYMOUS_EXAMPLE]}
+                }
+            }
+        },
+    },
+)
+async def record_touchpoint_batch(body: BatchRequest, session: SessionDep, principal: Writer) -> BatchResult:
+    validated = validate_each(TouchpointCreate, body.records)
+    valid = [data for data in validated if isinstance(data, TouchpointCreate)]
+    # One transaction for the good records: one lookup for repeats and people, one insert, one outbox write.
+    recorded = iter(
+        await service.record_touchpoints(
+            session, [service.NewTouchpoint(data, principal.key_id) for data in valid]
+        )
+    )
+    results = []
+    for index, data in enumerate(validated):
+        if isinstance(data, RecordError):
+            results.append(RecordResult(index=index, status=Outcome.ERROR, error=data))
+            continue
+        done = next(recorded)
+        outcome = Outcome.CREATED if done.created else Outcome.UNCHANGED
+        results.append(RecordResult(index=index, status=outcome, id=done.touchpoint.id))
+    return BatchResult.of(results)
 
 
 @router.get(
