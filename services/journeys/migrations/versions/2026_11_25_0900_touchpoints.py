@@ -2,7 +2,7 @@
 
 Revision ID: journeys_0004
 Revises: journeys_0003
-Create Date: 2026-11-26
+Create Date: 2026-11-25
 """
 
 from collections.abc import Sequence
