@@ -150,10 +150,13 @@ ANONYMOUS_EXAMPLE: dict[str, Any] = {
 
 
 def _again(error: ErrorDetails) -> InitErrorDetails:
-    again: InitErrorDetails = {"type": error["type"], "loc": error["loc"], "input": error["input"]}
-    if "ctx" in error:
-        again["ctx"] = error["ctx"]
-    return again
+    # As a custom error of the same type and message: a built-in type raised again needs the context
+    # it was made with, and some validators (the email one) give their own instead.
+    return {
+        "type": PydanticCustomError(error["type"], error["msg"]),
+        "loc": error["loc"],
+        "input": error["input"],
+    }
 
 
 def _refused(code: str, field: str, message: str, data: Any) -> InitErrorDetails:

@@ -221,6 +221,8 @@ async def test_bad_touchpoints_are_refused_naming_the_field_and_write_nothing(ap
         ({"occurred_at": "2026-11-20T10:00:00"}, ["occurred_at"]),
         ({"contact_id": "not-a-uuid"}, ["contact_id"]),
         ({"email": "not-an-email"}, ["email"]),
+        # Field errors and the rules over the whole touchpoint, named together.
+        ({"email": "ada@reserved.test", "revenue": 1}, ["email", "currency"]),
         ({"external_id": {"system": "Shop!", "id": "1"}}, ["external_id.system"]),
         ({"properties": {"blob": "x" * 17_000}}, ["properties"]),
         ({"properties": ["not", "an", "object"]}, ["properties"]),
