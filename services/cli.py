@@ -174,6 +174,13 @@ def replay(service: ServiceArg, consumer: ConsumerOpt = None) -> None:
 
     runtime = ServiceRuntime(_definition(service), platform=_platform())
     runners = _runners(runtime, consumer)
+    for refused in [runner for runner in runners if runner.spec.replay_refused is not None]:
+        message = f"{refused.spec.name} cannot be replayed: {refused.spec.replay_refused}"
+        if consumer is not None:
+            typer.echo(f"crm replay: {message}", err=True)
+            raise typer.Exit(1)
+        typer.echo(f"crm replay: skipping {message}", err=True)
+        runners.remove(refused)
 
     async def run() -> None:
         try:

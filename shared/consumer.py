@@ -79,6 +79,9 @@ class ConsumerSpec:
     topics: Sequence[TopicDefinition]
     handlers: Mapping[type[Event], Handler] = field(default_factory=dict)
     owns: Sequence[Table | type[DeclarativeBase]] = ()
+    replay_refused: str | None = None
+    """Why `crm replay` must not rebuild this consumer (its effects are not a view it owns and could
+    empty); None when it may."""
 
     @property
     def topic_names(self) -> list[str]:

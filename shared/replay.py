@@ -21,10 +21,16 @@ class ReplayStuck(RuntimeError):
     """The rebuild cannot reach the end of its topics (an event this build does not understand)."""
 
 
+class ReplayRefused(RuntimeError):
+    """The consumer's effects are not a view to empty and rebuild (`ConsumerSpec.replay_refused`)."""
+
+
 async def replay_consumer(
     runner: ConsumerRunner, *, on_progress: Progress | None = None, idle_limit_s: float = 60
 ) -> int:
     """Reset the view and apply every record up to the topics' current ends; returns how many."""
+    if runner.spec.replay_refused is not None:
+        raise ReplayRefused(f"{runner.spec.name} cannot be replayed: {runner.spec.replay_refused}")
     await runner.bus.ensure_topics([config for topic in runner.spec.topics for config in topic.bus_topics()])
     ends = await runner.bus.end_offsets(runner.spec.topic_names)
     total = sum(ends.values())  # domain topics keep every record, so each partition starts at 0

@@ -34,6 +34,7 @@ from shared.migrations import upgrade_to_head
 from shared.observability import BUS_UP
 from shared.outbox import Outbox, OutboxRelay, OutboxTables
 from shared.ratelimit import RateLimiter
+from shared.settings import SESSION_KEY as PLATFORM_KEY
 from shared.settings import PlatformSettings, ServiceSettings, load_settings
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,10 @@ class ServiceRuntime:
         self.settings = settings or load_settings(definition.settings_class)
         self.database = Database(
             self.settings.resolved_database_url(definition.name, self.platform),
-            session_info={SESSION_KEY: IdentityHasher(identity_key(self.platform))},
+            session_info={
+                SESSION_KEY: IdentityHasher(identity_key(self.platform)),
+                PLATFORM_KEY: self.platform,
+            },
         )
         # A bus handed in (embedded mode) belongs to the caller, who starts and stops it.
         self._owns_bus = bus is None

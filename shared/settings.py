@@ -8,10 +8,15 @@ start-up with a message naming the environment variable to fix.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.iso_codes import CurrencyCode
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
 
 BusKind = Literal["embedded", "kafka"]
 
@@ -88,6 +93,11 @@ class PlatformSettings(BaseSettings):
     idempotency_ttl_hours: float = Field(
         24, gt=0, description="How long an Idempotency-Key is remembered after its request."
     )
+    reporting_currency: CurrencyCode = Field(
+        "EUR",
+        description="ISO 4217 currency the contact counters sum revenue in (`revenue_minor`); revenue in "
+        "other currencies is summed per currency beside it, never converted.",
+    )
 
     @model_validator(mode="after")
     def _kafka_needs_servers(self) -> PlatformSettings:
@@ -112,6 +122,18 @@ class PlatformSettings(BaseSettings):
     @property
     def embedded_log_path(self) -> Path:
         return self.data_dir / "events.sqlite"
+
+
+# Where a service's sessions find the platform settings (`Database(session_info=…)`), so a consumer or a
+# write path reads a deployment-wide value (the reporting currency) without it threaded through.
+SESSION_KEY = "crm_platform_settings"
+
+
+def platform_of(session: AsyncSession) -> PlatformSettings:
+    platform = session.info.get(SESSION_KEY)
+    if not isinstance(platform, PlatformSettings):
+        raise RuntimeError("this session's database was opened without the platform settings")
+    return platform
 
 
 class ServiceSettings(BaseSettings):

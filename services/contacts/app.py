@@ -5,6 +5,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from services.contacts.activity.handlers import ACTIVITY_CONSUMER
 from services.contacts.companies.endpoints import router as companies_router
 from services.contacts.consents.endpoints import router as consents_router
 from services.contacts.contacts.endpoints import router as contacts_router
@@ -48,7 +49,7 @@ DEFINITION = ServiceDefinition(
         properties_router,
         segments_router,
     ],
-    consumers=[ERASURE_CONSUMER],
+    consumers=[ERASURE_CONSUMER, ACTIVITY_CONSUMER],
 )
 
 

@@ -8,6 +8,7 @@ from services.journeys.db import Base, tables
 from services.journeys.settings import JourneysSettings
 from services.journeys.timeline.endpoints import router as timeline_router
 from services.journeys.timeline.handlers import TIMELINE_CONSUMER
+from services.journeys.touchpoints.endpoints import router as touchpoints_router
 from shared.runtime import ServiceDefinition, ServiceRuntime
 from shared.web.app import create_service_app
 
@@ -21,7 +22,7 @@ DEFINITION = ServiceDefinition(
     outbox=tables.outbox_tables,
     consumer_tables=tables.consumer_tables,
     access=tables.access,
-    routers=[timeline_router],
+    routers=[touchpoints_router, timeline_router],
     consumers=[TIMELINE_CONSUMER],
 )
 

@@ -89,8 +89,11 @@ DEALS: Final = TopicDefinition(
 TOUCHPOINTS: Final = TopicDefinition(
     name="crm.touchpoints",
     description="Every touchpoint on a prospect's journey: ads, content, email, calls, support, purchases.",
-    key="contact id, or the anonymous visitor id before identification",
-    event_types=(),
+    key=(
+        "contact id, or the anonymous visitor id before identification (the touchpoint id when the "
+        "touchpoint names neither)"
+    ),
+    event_types=("crm.touchpoint.recorded",),
     producers=("journeys",),
 )
 REFERRALS: Final = TopicDefinition(

@@ -32,6 +32,15 @@ def test_a_service_setting_is_named_with_its_service_prefix(monkeypatch: pytest.
         load_settings(ContactsSettings)
 
 
+def test_the_reporting_currency_is_an_iso_4217_code(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings(PlatformSettings).reporting_currency == "EUR"
+    monkeypatch.setenv("CRM_REPORTING_CURRENCY", "usd")
+    assert load_settings(PlatformSettings).reporting_currency == "USD"
+    monkeypatch.setenv("CRM_REPORTING_CURRENCY", "EUX")
+    with pytest.raises(ConfigurationError, match="CRM_REPORTING_CURRENCY"):
+        load_settings(PlatformSettings)
+
+
 def test_postgres_urls_from_other_tools_are_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CRM_CONTACTS_DATABASE_URL", "postgresql://crm:crm@db:5432/contacts")
     assert load_settings(ContactsSettings).database_url == "postgresql+asyncpg://crm:crm@db:5432/contacts"

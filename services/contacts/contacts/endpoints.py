@@ -51,6 +51,7 @@ def read_model(details: service.ContactDetails) -> ContactRead:
             "visits": contact.visits,
             "purchases": contact.purchases,
             "revenue_minor": contact.revenue_minor,
+            "revenue_by_currency": contact.revenue_by_currency,
             "last_activity_at": contact.last_activity_at,
             "created_at": contact.created_at,
             "updated_at": contact.updated_at,

@@ -70,11 +70,18 @@ class Contact(Base):
     subscriptions: Mapped[dict[str, Any]] = mapped_column(
         JSONDocument, default=dict, server_default=text("'{}'")
     )
-    # Fed from the stream (visits from journeys, purchases and revenue from referrals).
+    # Fed from the touchpoint stream (`activity.service`): web visits, purchases, and their revenue in
+    # the reporting currency (`CRM_REPORTING_CURRENCY`), in minor units.
     visits: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     purchases: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     revenue_minor: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
+    # Revenue of purchases in other currencies, {ISO 4217 code: minor units}, never converted.
+    revenue_by_currency: Mapped[dict[str, int]] = mapped_column(
+        JSONDocument, default=dict, server_default=text("'{}'")
+    )
     last_activity_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The latest web touchpoint: a page view 30 minutes or more after it starts a new visit.
+    last_web_activity_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now, onupdate=utc_now)
     # Set when the person's data was erased: the row stays as a tombstone without personal data.

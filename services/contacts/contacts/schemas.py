@@ -297,10 +297,21 @@ class ContactRead(BaseModel):
     )
     consents: dict[str, Any] = Field(description="The latest status per purpose, with time and source.")
     subscriptions: dict[str, Any] = Field(description="The latest status per mailing list.")
-    visits: int = Field(description="Web visits, counted from the touchpoint stream.")
-    purchases: int = Field(description="Purchases, counted from the conversion stream.")
-    revenue_minor: int = Field(description="Revenue from those purchases, in minor units.")
-    last_activity_at: datetime | None
+    visits: int = Field(
+        description="Web visits, counted from the touchpoint stream: a page view 30 minutes or more after "
+        "the contact's previous web activity."
+    )
+    purchases: int = Field(description="Purchases, counted from the touchpoint stream.")
+    revenue_minor: int = Field(
+        description="Revenue from those purchases in the reporting currency (`CRM_REPORTING_CURRENCY`), "
+        "in minor units."
+    )
+    revenue_by_currency: dict[str, int] = Field(
+        description="Revenue from purchases in other currencies, per ISO 4217 code, in minor units; never "
+        "converted.",
+        examples=[{"USD": 4900}],
+    )
+    last_activity_at: datetime | None = Field(description="When the latest touchpoint occurred.")
     created_at: datetime
     updated_at: datetime
 

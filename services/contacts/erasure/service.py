@@ -54,6 +54,7 @@ PERSONAL_COLUMNS = (
     "job_title",
     "company_name",
     "last_activity_at",
+    "last_web_activity_at",
 )
 
 

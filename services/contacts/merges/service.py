@@ -85,6 +85,7 @@ def _snapshot(details: ContactDetails) -> dict[str, Any]:
         "visits": contact.visits,
         "purchases": contact.purchases,
         "revenue_minor": contact.revenue_minor,
+        "revenue_by_currency": contact.revenue_by_currency,
         "last_activity_at": as_json(contact.last_activity_at),
         "created_at": as_json(contact.created_at),
     }
@@ -153,7 +154,7 @@ def _decide(
         values["properties"] = properties
     decisions += [
         {"field": name, "chosen": "both", "rule": "summed"}
-        for name in ("visits", "purchases", "revenue_minor")
+        for name in ("visits", "purchases", "revenue_minor", "revenue_by_currency")
     ]
     decisions += [
         {"field": "last_activity_at", "chosen": "both", "rule": "latest"},
@@ -161,6 +162,14 @@ def _decide(
         {"field": "subscriptions", "chosen": "both", "rule": "latest statement per list"},
     ]
     return values, decisions
+
+
+def _summed(mine: Mapping[str, int], theirs: Mapping[str, int]) -> dict[str, int]:
+    return {code: mine.get(code, 0) + theirs.get(code, 0) for code in sorted({*mine, *theirs})}
+
+
+def _latest_time(mine: datetime | None, theirs: datetime | None) -> datetime | None:
+    return max((at for at in (mine, theirs) if at is not None), default=None)
 
 
 def _check_prefer(prefer: Mapping[str, Side], properties: set[str]) -> None:
@@ -252,8 +261,13 @@ async def merge_contacts(
     survivor_row.visits += merged_row.visits
     survivor_row.purchases += merged_row.purchases
     survivor_row.revenue_minor += merged_row.revenue_minor
-    activity = [at for at in (survivor_row.last_activity_at, merged_row.last_activity_at) if at is not None]
-    survivor_row.last_activity_at = max(activity, default=None)
+    survivor_row.revenue_by_currency = _summed(
+        survivor_row.revenue_by_currency, merged_row.revenue_by_currency
+    )
+    survivor_row.last_activity_at = _latest_time(survivor_row.last_activity_at, merged_row.last_activity_at)
+    survivor_row.last_web_activity_at = _latest_time(
+        survivor_row.last_web_activity_at, merged_row.last_web_activity_at
+    )
     survivor_row.consents = _latest(survivor_row.consents, merged_row.consents)
     survivor_row.subscriptions = _latest(survivor_row.subscriptions, merged_row.subscriptions)
     survivor_row.updated_at = now

@@ -1,6 +1,7 @@
 """Timeline rules. Never commits: entries go out with the consumer's batch."""
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,8 +16,15 @@ _ENTRY_IDS = uuid.UUID("6f1d3c2a-8f0e-4c55-9d59-3b0a3d1e7c11")
 
 
 def record(
-    session: AsyncSession, envelope: Envelope, *, contact_id: uuid.UUID, properties: dict[str, Any]
+    session: AsyncSession,
+    envelope: Envelope,
+    *,
+    contact_id: uuid.UUID,
+    properties: dict[str, Any],
+    occurred_at: datetime | None = None,
 ) -> None:
+    """Add the event to the contact's timeline, at `occurred_at` (a touchpoint's own time), else at the
+    time the event was made."""
     TimelineRepository(session).append(
         {
             # Derived from the event, so a view rebuilt by replay has the same ids as the live one.
@@ -25,7 +33,7 @@ def record(
             "event_id": envelope.id,
             "event_type": envelope.type,
             "source": envelope.source,
-            "occurred_at": envelope.time,
+            "occurred_at": occurred_at or envelope.time,
             "properties": properties,
             "recorded_at": utc_now(),
         }

@@ -1,0 +1,1 @@
+"""A contact's activity counters (visits, purchases, revenue, last activity), fed by touchpoints."""

@@ -1,0 +1,1 @@
+"""Identity stitching: which contact an email hash, an external id or an anonymous id belongs to."""

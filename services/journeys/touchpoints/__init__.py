@@ -1,0 +1,1 @@
+"""Touchpoints: every contact a prospect has with the business, on any channel, from any team."""
