@@ -113,7 +113,7 @@ def test_relay_and_consumers_as_separate_workers(
     contacts_workers = (tmp_path / "contacts.log").read_text()
     assert (
         "contacts: workers running: contacts:bus-probe, contacts:housekeeping, contacts:contacts.erasures, "
-        "contacts:contacts.access\n" in contacts_workers
+        "contacts:contacts.activity, contacts:contacts.access\n" in contacts_workers
     )
     journeys_workers = (tmp_path / "journeys.log").read_text()
     assert (
