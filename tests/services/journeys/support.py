@@ -29,11 +29,11 @@ Api = tuple[httpx.AsyncClient, ServiceRuntime]
 
 @asynccontextmanager
 async def journeys_api(
-    database_url: str, bus: EventBus, data_dir: Path, *, relay: bool = False
+    database_url: str, bus: EventBus, data_dir: Path, *, relay: bool = False, consumers: bool = True
 ) -> AsyncIterator[Api]:
     # No relay by default: the tests read the outbox itself.
     async with service_client(
-        DEFINITION, database_url=database_url, bus=bus, data_dir=data_dir, relay=relay
+        DEFINITION, database_url=database_url, bus=bus, data_dir=data_dir, relay=relay, consumers=consumers
     ) as pair:
         yield pair
 

@@ -13,14 +13,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from services.journeys.db import tables
+from services.journeys.identities.models import ContactIdentityLink
+from services.journeys.timeline.models import TimelineEntry
 from shared.bus.base import EventBus, Message
 from shared.bus.embedded import EmbeddedBus
+from shared.db import session_scope
 from shared.events import topics
 from shared.events.catalog import ContactCreated, ContactErased, ContactMerged
 from shared.events.envelope import to_message
+from shared.replay import replay_consumer
 from shared.runtime import ServiceRuntime
 from tests.services.journeys.support import (
     Api,
@@ -234,3 +238,71 @@ async def test_a_touchpoint_event_that_comes_after_the_erasure_stays_off_the_tim
     assert json.loads(staged["raw"])["contact_id"] == str(ada)
     assert timeline == []
     assert stored == 0
+
+
+async def _view(runtime: ServiceRuntime) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    async with runtime.database.sessionmaker() as session:
+        entries = await session.execute(
+            select(
+                TimelineEntry.id,
+                TimelineEntry.contact_id,
+                TimelineEntry.event_type,
+                TimelineEntry.occurred_at,
+                TimelineEntry.properties,
+            ).order_by(TimelineEntry.id)
+        )
+        links = await session.execute(
+            select(
+                ContactIdentityLink.kind,
+                ContactIdentityLink.value,
+                ContactIdentityLink.contact_id,
+                ContactIdentityLink.linked_at,
+            ).order_by(ContactIdentityLink.kind, ContactIdentityLink.value)
+        )
+        return [tuple(row) for row in entries], [tuple(row) for row in links]
+
+
+async def test_a_replay_rebuilds_the_touchpoint_entries_and_identity_links_as_they_were(
+    database_url: str, local_bus: EmbeddedBus, tmp_path: Path
+) -> None:
+    ada, old = uuid.uuid4(), uuid.uuid4()
+    async with journeys_api(database_url, local_bus, tmp_path, relay=True) as (client, runtime):
+        email = hasher(runtime).email
+        await contacts_say(
+            runtime,
+            local_bus,
+            ContactCreated(
+                contact_id=ada, lifecycle_stage="lead", email_hashes=[email("ada@example.com")], created_at=AT
+            ),
+            ContactCreated(
+                contact_id=old, lifecycle_stage="lead", email_hashes=[email("ada@old.example")], created_at=AT
+            ),
+        )
+        await _record(client, _touchpoint(email="ada@example.com"))
+        await _record(client, _touchpoint(contact_id=str(old), channel="purchase", type="order_completed"))
+        await _record(client, _touchpoint(anonymous_id="stranger"))
+        await _settled(runtime, local_bus)
+        await contacts_say(
+            runtime,
+            local_bus,
+            ContactMerged(
+                contact_id=ada, merged_contact_id=old, merge_id=uuid.uuid4(), actor="k", merged_at=AT
+            ),
+        )
+        live = await _view(runtime)
+
+    async with journeys_api(database_url, local_bus, tmp_path, consumers=False) as (_, runtime):
+        async with session_scope(runtime.database) as session:  # a view gone wrong
+            await session.execute(delete(TimelineEntry))
+            await session.execute(delete(ContactIdentityLink))
+        [runner] = [r for r in runtime.consumer_runners() if r.spec.name == "journeys.timeline"]
+        await replay_consumer(runner)
+        rebuilt = await _view(runtime)
+
+    entries, links = live
+    assert [(row[1], row[2]) for row in entries].count((ada, "crm.touchpoint.recorded")) == 2
+    assert {(kind, contact) for kind, _value, contact, _at in links} == {
+        ("email_hash", ada),
+        ("merged_contact", ada),
+    }
+    assert rebuilt == live
