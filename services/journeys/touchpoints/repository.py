@@ -14,7 +14,8 @@ class TouchpointRepository:
         self.session = session
 
     async def get(self, touchpoint_id: uuid.UUID) -> Touchpoint | None:
-        return await self.session.get(Touchpoint, touchpoint_id)
+        # Read afresh: a consumer's batch moves and deletes touchpoints with plain UPDATE and DELETE.
+        return await self.session.get(Touchpoint, touchpoint_id, populate_existing=True)
 
     async def by_message_ids(self, message_ids: Collection[str]) -> dict[str, Touchpoint]:
         if not message_ids:
