@@ -24,6 +24,7 @@ from shared.events.catalog import ContactCreated
 from shared.events.envelope import to_message
 from shared.replay import replay_consumer
 from shared.runtime import ServiceRuntime
+from shared.settings import PlatformSettings
 from shared.testing.apps import service_client
 from shared.testing.consumers import wait_until_caught_up
 
@@ -90,7 +91,10 @@ async def test_a_replayed_view_equals_the_live_one(
     try:
         await _damage(database)
         settings = DEFINITION.settings_class(database_url=database_url)
-        runners = ServiceRuntime(DEFINITION, settings=settings, bus=local_bus).consumer_runners()
+        # Its own data folder: a runtime keeps files there (the identity hash key), never in the checkout.
+        platform = PlatformSettings(data_dir=tmp_path / "replay")
+        runtime = ServiceRuntime(DEFINITION, platform=platform, settings=settings, bus=local_bus)
+        runners = runtime.consumer_runners()
         [runner] = [runner for runner in runners if runner.spec is TIMELINE_CONSUMER]
         progress: list[tuple[int, int]] = []
         total = await replay_consumer(runner, on_progress=lambda done, of: progress.append((done, of)))
