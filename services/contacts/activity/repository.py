@@ -4,10 +4,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.contacts.contacts.models import Contact
-from services.contacts.merges.models import ContactMerge
-
-# A contact merged into one later merged again: followed this far, which no real chain reaches.
-_MAX_MERGE_HOPS = 16
+from services.contacts.merges.repository import survivor_of
 
 
 class ActivityRepository:
@@ -24,14 +21,8 @@ class ActivityRepository:
 
     async def contact_for_update(self, contact_id: uuid.UUID) -> Contact | None:
         """The contact, or the survivor a merge made of it; None for an id contacts never had."""
-        for _ in range(_MAX_MERGE_HOPS):
-            contact = await self._locked(contact_id)
-            if contact is not None:
-                return contact
-            survivor = await self.session.scalar(
-                select(ContactMerge.survivor_id).where(ContactMerge.merged_id == contact_id)
-            )
-            if survivor is None:
-                return None
-            contact_id = survivor
-        return None
+        contact = await self._locked(contact_id)
+        if contact is not None:
+            return contact
+        survivor = await survivor_of(self.session, contact_id)
+        return None if survivor is None else await self._locked(survivor)

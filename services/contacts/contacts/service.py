@@ -33,7 +33,7 @@ from services.contacts.contacts.schemas import (
     LifecycleStage,
 )
 from services.contacts.db import outbox
-from services.contacts.merges.models import ContactMerge
+from services.contacts.merges.repository import survivor_of
 from services.contacts.properties.models import PropertyDefinition
 from services.contacts.properties.repository import PropertyRepository
 from services.contacts.properties.schemas import ObjectType
@@ -575,9 +575,7 @@ async def get_contact(session: AsyncSession, contact_id: uuid.UUID) -> ContactDe
     repository = ContactRepository(session)
     contact = await repository.get(contact_id)
     if contact is None:
-        survivor_id = await session.scalar(
-            select(ContactMerge.survivor_id).where(ContactMerge.merged_id == contact_id)
-        )
+        survivor_id = await survivor_of(session, contact_id)
         if survivor_id is not None:
             contact = await repository.get(survivor_id)
     return ContactDetails.loaded(alive(contact, contact_id))

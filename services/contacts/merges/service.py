@@ -322,11 +322,6 @@ async def merge_contacts(
     return MergeResult(record, outcome[0])
 
 
-async def survivor_of(session: AsyncSession, contact_id: uuid.UUID) -> uuid.UUID | None:
-    """The contact a merged id lives on in, or None if it was never merged."""
-    return await session.scalar(select(ContactMerge.survivor_id).where(ContactMerge.merged_id == contact_id))
-
-
 async def list_merges(session: AsyncSession, contact_id: uuid.UUID, page: PageRequest) -> Slice[ContactMerge]:
     """The merges into this contact, newest first."""
     alive(await ContactRepository(session).get(contact_id), contact_id)
