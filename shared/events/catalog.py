@@ -27,7 +27,7 @@ from shared.events.companies import (
 from shared.events.deals import DealCreated, DealDeleted, DealLost, DealStageChanged, DealUpdated, DealWon
 from shared.events.entries import ContactFeedbackRecorded, ContactFeedbackRemoved
 from shared.events.registry import EventRegistry
-from shared.events.touchpoints import TouchpointRecorded
+from shared.events.touchpoints import TouchpointRecorded, TouchpointResolved
 
 
 def _no_owner_region_or_country(payload: Payload) -> Payload:
@@ -238,5 +238,6 @@ REGISTRY = EventRegistry(
         DealLost,
         DealDeleted,
         TouchpointRecorded,
+        TouchpointResolved,
     ]
 )

@@ -93,7 +93,7 @@ TOUCHPOINTS: Final = TopicDefinition(
         "contact id, or the anonymous visitor id before identification (the touchpoint id when the "
         "touchpoint names neither)"
     ),
-    event_types=("crm.touchpoint.recorded",),
+    event_types=("crm.touchpoint.recorded", "crm.touchpoint.resolved"),
     producers=("journeys",),
 )
 REFERRALS: Final = TopicDefinition(

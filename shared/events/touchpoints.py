@@ -21,17 +21,10 @@ from shared.events import topics
 from shared.events.base import Event
 
 
-class TouchpointRecorded(Event):
-    """A touchpoint was recorded (once per touchpoint: a repeated `message_id` announces nothing)."""
-
-    topic = topics.TOUCHPOINTS.name
-    type: Literal["crm.touchpoint.recorded"] = "crm.touchpoint.recorded"
-    schema_version: Literal[1] = 1
+class _TouchpointFacts(Event):
+    """What both touchpoint events say of the touchpoint."""
 
     touchpoint_id: uuid.UUID
-    contact_id: uuid.UUID | None = Field(
-        description="The contact it was resolved to when it was recorded; null while the person is unknown."
-    )
     anonymous_id: str | None = Field(description="The anonymous visitor id (a tracking cookie), if given.")
     channel: str = Field(
         description="`web`, `email`, `social_ad`, `sponsored_content`, `search`, `webinar`, `event`, "
@@ -60,8 +53,36 @@ class TouchpointRecorded(Event):
     occurred_at: datetime = Field(description="When it happened, as the sender says.")
     received_at: datetime = Field(description="When the journeys service received it.")
 
+
+class TouchpointRecorded(_TouchpointFacts):
+    """A touchpoint was recorded (once per touchpoint: a repeated `message_id` announces nothing)."""
+
+    topic = topics.TOUCHPOINTS.name
+    type: Literal["crm.touchpoint.recorded"] = "crm.touchpoint.recorded"
+    schema_version: Literal[1] = 1
+
+    contact_id: uuid.UUID | None = Field(
+        description="The contact it was resolved to when it was recorded; null while the person is unknown."
+    )
+
     @property
     def key(self) -> str:
         if self.contact_id is not None:
             return str(self.contact_id)
         return self.anonymous_id or str(self.touchpoint_id)
+
+
+class TouchpointResolved(_TouchpointFacts):
+    """A touchpoint recorded while its person was unknown now belongs to a contact: an identify call, an
+    alias, or a contacts event named the identifier it carried (identity stitching). Once per touchpoint,
+    after its `crm.touchpoint.recorded`; the facts are the same, the contact is new."""
+
+    topic = topics.TOUCHPOINTS.name
+    type: Literal["crm.touchpoint.resolved"] = "crm.touchpoint.resolved"
+    schema_version: Literal[1] = 1
+
+    contact_id: uuid.UUID = Field(description="The contact it now belongs to.")
+
+    @property
+    def key(self) -> str:
+        return str(self.contact_id)
