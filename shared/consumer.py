@@ -49,6 +49,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -117,20 +118,30 @@ def define_consumer_tables(metadata: MetaData) -> ConsumerTables:
 _STAGED_ROWS = "crm_staged_rows"
 
 
-def stage_insert(session: AsyncSession, table: Table, row: dict[str, Any]) -> None:
+def stage_insert(
+    session: AsyncSession, table: Table, row: dict[str, Any], *, unless_present: bool = False
+) -> None:
     """Queue a row for `table`; the runner inserts the batch's rows in one statement per table.
 
     For views that append (a timeline, a log): it spares building an ORM object and a flush per event,
     which is most of what applying an event costs. The rows commit with the batch, or not at all.
+    `unless_present`: a row whose key or unique value is there already is skipped, for a view that two
+    paths may fill with the same row (an entry made both by its event and by a later stitching).
     """
-    session.info.setdefault(_STAGED_ROWS, {}).setdefault(table, []).append(row)
+    staged = session.info.setdefault(_STAGED_ROWS, {})
+    staged.setdefault((table, unless_present), []).append(row)
 
 
 async def insert_staged(session: AsyncSession) -> None:
     """Insert the rows staged so far now: a handler that deletes or reads them must call this first."""
-    staged: dict[Table, list[dict[str, Any]]] = session.info.pop(_STAGED_ROWS, {})
-    for table, rows in staged.items():
-        await session.execute(insert(table), rows)
+    staged: dict[tuple[Table, bool], list[dict[str, Any]]] = session.info.pop(_STAGED_ROWS, {})
+    postgres = session.get_bind().dialect.name == "postgresql"
+    for (table, unless_present), rows in staged.items():
+        if unless_present:
+            skipping = (postgresql.insert if postgres else sqlite.insert)(table).on_conflict_do_nothing()
+            await session.execute(skipping, rows)
+        else:
+            await session.execute(insert(table), rows)
 
 
 Positions = dict[tuple[str, int], int]

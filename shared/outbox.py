@@ -186,8 +186,8 @@ class Outbox:
         self.tables = tables
         self.source = source
 
-    def _row(self, event: Event) -> dict[str, Any]:
-        message = to_message(event, source=self.source)
+    def _row(self, event: Event, event_id: str | None = None) -> dict[str, Any]:
+        message = to_message(event, source=self.source, event_id=event_id)
         return {
             "event_id": message.headers["ce_id"].decode(),
             "event_type": event.event_type(),
@@ -215,11 +215,16 @@ class Outbox:
         session.info.setdefault(_SIGNAL_KEY, set()).add(self.tables.signal)
         return str(values["event_id"])
 
-    async def add_many(self, session: AsyncSession, events: Sequence[Event]) -> list[str]:
-        """Stage several events in one statement (plus one for the key locks on PostgreSQL)."""
+    async def add_many(
+        self, session: AsyncSession, events: Sequence[Event], *, event_ids: Sequence[str] | None = None
+    ) -> list[str]:
+        """Stage several events in one statement (plus one for the key locks on PostgreSQL). `event_ids`
+        gives them CloudEvents ids chosen beforehand (UUIDs), for a writer that keeps the id beside
+        its row; by default each gets a new one."""
         if not events:
             return []
-        rows = [self._row(event) for event in events]
+        ids: Sequence[str | None] = event_ids if event_ids is not None else [None] * len(events)
+        rows = [self._row(event, event_id) for event, event_id in zip(events, ids, strict=True)]
         if session.get_bind().dialect.name == "postgresql":
             # Sorted, so that two transactions locking several keys always meet in the same order.
             keys = sorted({_key_lock_id(row["partition_key"]) for row in rows})

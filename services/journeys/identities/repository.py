@@ -1,5 +1,5 @@
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 
 from sqlalchemy import and_, delete, or_, select, update
@@ -38,6 +38,10 @@ class IdentityRepository:
     async def link(self, kind: str, values: Sequence[str], contact_id: uuid.UUID, at: datetime) -> None:
         """Point each value at the contact, unless a later event already pointed it elsewhere: events of
         two contacts come on different partitions, so an email that moved may be seen moving back."""
+        await self.link_each(kind, dict.fromkeys(values, at), contact_id)
+
+    async def link_each(self, kind: str, values: Mapping[str, datetime], contact_id: uuid.UUID) -> None:
+        """As `link`, each value as of its own time."""
         if not values:
             return
         postgres = self.session.get_bind().dialect.name == "postgresql"
@@ -49,7 +53,10 @@ class IdentityRepository:
         )
         await self.session.execute(
             statement,
-            [{"kind": kind, "value": value, "contact_id": contact_id, "linked_at": at} for value in values],
+            [
+                {"kind": kind, "value": value, "contact_id": contact_id, "linked_at": at}
+                for value, at in values.items()
+            ],
         )
 
     async def unlink_others(self, kind: str, contact_id: uuid.UUID, keep: Collection[str]) -> None:

@@ -5,8 +5,9 @@ the keyed hashes of a contact's emails (`email_hashes`), `crm.contact.merged` se
 to the survivor and leaves a link from the merged id to it, `crm.contact.erased` removes the person's
 links. Resolving therefore needs no call to the contacts service, and works while it is down.
 
-Not yet linked: anonymous ids and external ids, which no contacts event carries; identify and alias
-calls will link them. Until then a touchpoint named only by those stays unresolved (and kept).
+Anonymous ids and external ids (a tracking library's user id) are linked by stitching
+(`stitching.py`), from the touchpoints that carry them beside a known person. Until one of them is
+known, a touchpoint named only by those stays unresolved (and kept).
 """
 
 from __future__ import annotations

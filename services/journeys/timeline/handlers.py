@@ -1,14 +1,19 @@
 """Build the timeline from the stream, and keep the touchpoints and identity links in step with the
 contacts they belong to (merges repoint them, erasures delete them)."""
 
+import uuid
+from collections.abc import Sequence
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.journeys.db import outbox
 from services.journeys.identities import service as identities
+from services.journeys.identities import stitching
 from services.journeys.identities.models import ContactIdentityLink
 from services.journeys.timeline import service
 from services.journeys.timeline.models import TimelineEntry
 from services.journeys.touchpoints import service as touchpoints
+from services.journeys.touchpoints.models import Touchpoint
 from shared.consumer import ConsumerSpec
 from shared.db import utc_now
 from shared.events import topics
@@ -27,6 +32,11 @@ async def on_contact_created(session: AsyncSession, envelope: Envelope) -> None:
     event = envelope.event
     assert isinstance(event, ContactCreated)
     await identities.learn_emails(session, event.contact_id, event.email_hashes, envelope.time)
+    await _attach(
+        session,
+        event.contact_id,
+        await stitching.stitch(session, event.contact_id, email_hashes=event.email_hashes),
+    )
     service.record(
         session,
         envelope,
@@ -40,6 +50,8 @@ async def on_contact_updated(session: AsyncSession, envelope: Envelope) -> None:
     assert isinstance(event, ContactUpdated)
     if event.email_hashes is not None:  # null: the emails did not change
         await identities.learn_emails(session, event.contact_id, event.email_hashes, envelope.time)
+        attached = await stitching.stitch(session, event.contact_id, email_hashes=event.email_hashes)
+        await _attach(session, event.contact_id, attached)
     service.record(
         session,
         envelope,
@@ -89,28 +101,34 @@ async def on_contact_erased(session: AsyncSession, envelope: Envelope) -> None:
 async def on_touchpoint_recorded(session: AsyncSession, envelope: Envelope) -> None:
     event = envelope.event
     assert isinstance(event, TouchpointRecorded)
-    # Whose it is now, not whose the event said: a merge may have moved it since, and an erasure that
-    # came first (another topic, so another order) deleted it, and then it must not come back here.
-    contact_id = await touchpoints.contact_of(session, event.touchpoint_id)
-    if contact_id is None:
-        return  # unresolved (it joins a timeline once its person is known), or erased
-    service.record(
+    # As it is now, not as the event said: a merge may have moved it since, stitching resolved it, and
+    # an erasure that came first (another topic, so another order) deleted it; then it must not return.
+    touchpoint = await touchpoints.current(session, event.touchpoint_id)
+    if touchpoint is None:
+        return  # erased
+    if touchpoint.contact_id is None:
+        # Stitching may have linked one of its identifiers while it was being recorded, too late for
+        # the recording to see and too early to see it; if so it is attached now, else it waits.
+        contact_id = await touchpoints.resolve_now(session, touchpoint)
+        if contact_id is not None:
+            await _attach(
+                session, contact_id, await stitching.stitch(session, contact_id, carriers=[touchpoint])
+            )
+        return
+    service.record_touchpoint(session, touchpoint, event_id=envelope.id)
+    await _attach(
         session,
-        envelope,
-        contact_id=contact_id,
-        occurred_at=event.occurred_at,
-        properties={
-            "channel": event.channel,
-            "type": event.touchpoint_type,
-            "stage": event.stage,
-            "team": event.team,
-            "campaign": event.campaign,
-            "content_id": event.content_id,
-            "revenue": event.revenue,
-            "currency": event.currency,
-            "order_id": event.order_id,
-            "score": event.score,
-        },
+        touchpoint.contact_id,
+        await stitching.stitch(session, touchpoint.contact_id, carriers=[touchpoint]),
+    )
+
+
+async def _attach(session: AsyncSession, contact_id: uuid.UUID, attached: Sequence[Touchpoint]) -> None:
+    """Stitched touchpoints join the contact's timeline, and are announced as resolved."""
+    for touchpoint in attached:
+        service.record_touchpoint(session, touchpoint, event_id=touchpoint.event_id)
+    await outbox.add_many(
+        session, [touchpoints.resolution(touchpoint, contact_id) for touchpoint in attached]
     )
 
 

@@ -15,9 +15,10 @@ class TimelineRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    def append(self, entry: dict[str, Any]) -> None:
-        """Queue an entry; the consumer inserts a batch's entries in one statement."""
-        stage_insert(self.session, TIMELINE_ENTRY, entry)
+    def append(self, entry: dict[str, Any], *, unless_present: bool = False) -> None:
+        """Queue an entry; the consumer inserts a batch's entries in one statement. `unless_present`:
+        an entry of the same event already there (or queued) stays, and this one is dropped."""
+        stage_insert(self.session, TIMELINE_ENTRY, entry, unless_present=unless_present)
 
     async def delete_for_contact(self, contact_id: uuid.UUID) -> None:
         # Entries staged earlier in the same consumer batch are inserted first, so they go too.

@@ -6,10 +6,13 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.journeys.db import outbox
 from services.journeys.timeline.models import TimelineEntry
 from services.journeys.timeline.repository import TimelineRepository
+from services.journeys.touchpoints.models import Touchpoint
 from shared.db import utc_now
 from shared.events.envelope import Envelope
+from shared.events.touchpoints import TouchpointRecorded
 from shared.pagination import PageRequest, Slice
 
 _ENTRY_IDS = uuid.UUID("6f1d3c2a-8f0e-4c55-9d59-3b0a3d1e7c11")
@@ -37,6 +40,36 @@ def record(
             "properties": properties,
             "recorded_at": utc_now(),
         }
+    )
+
+
+def record_touchpoint(session: AsyncSession, touchpoint: Touchpoint, *, event_id: str) -> None:
+    """Add the touchpoint to its contact's timeline as the entry of its `crm.touchpoint.recorded`
+    (`event_id`), whether that event brings it or stitching does later: the entry is made once."""
+    assert touchpoint.contact_id is not None
+    TimelineRepository(session).append(
+        {
+            "id": uuid.uuid5(_ENTRY_IDS, event_id),
+            "contact_id": touchpoint.contact_id,
+            "event_id": event_id,
+            "event_type": TouchpointRecorded.model_fields["type"].default,
+            "source": outbox.source,
+            "occurred_at": touchpoint.occurred_at,
+            "properties": {
+                "channel": touchpoint.channel,
+                "type": touchpoint.type,
+                "stage": touchpoint.stage,
+                "team": touchpoint.team,
+                "campaign": touchpoint.campaign,
+                "content_id": touchpoint.content_id,
+                "revenue": touchpoint.revenue,
+                "currency": touchpoint.currency,
+                "order_id": touchpoint.order_id,
+                "score": touchpoint.score,
+            },
+            "recorded_at": utc_now(),
+        },
+        unless_present=True,
     )
 
 

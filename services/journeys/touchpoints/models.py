@@ -29,6 +29,9 @@ class Touchpoint(Base):
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    # The CloudEvents id of its `crm.touchpoint.recorded`: a timeline entry made when the touchpoint is
+    # stitched to its contact later carries it, so the event and the stitching make one entry, not two.
+    event_id: Mapped[str] = mapped_column(String(36), unique=True)
     message_id: Mapped[str | None] = mapped_column(String(200))
     # Null while the person is unknown (unresolved touchpoints are kept, never dropped).
     contact_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)

@@ -44,6 +44,29 @@ class TouchpointRepository:
             update(Touchpoint).where(Touchpoint.contact_id == from_contact).values(contact_id=to_contact)
         )
 
+    async def attach(
+        self,
+        contact_id: uuid.UUID,
+        *,
+        externals: Collection[tuple[str, str]] = (),
+        anonymous_ids: Collection[str] = (),
+        email_hashes: Collection[str] = (),
+    ) -> list[Touchpoint]:
+        """Give the unresolved touchpoints that name any of these identifiers to the contact, in one
+        statement; returns them. Touchpoints resolved to someone already stay theirs."""
+        named = _naming(email_hashes=email_hashes, externals=externals, anonymous_ids=anonymous_ids)
+        if not named:
+            return []
+        attached = await self.session.scalars(
+            update(Touchpoint)
+            .where(Touchpoint.contact_id.is_(None), or_(*named))
+            .values(contact_id=contact_id)
+            .returning(Touchpoint),
+            # Objects of these rows already in the session are refreshed, not returned as they were.
+            execution_options={"synchronize_session": False, "populate_existing": True},
+        )
+        return list(attached)
+
     async def delete_matching(
         self,
         contact_ids: Collection[uuid.UUID],
@@ -54,13 +77,7 @@ class TouchpointRepository:
     ) -> None:
         """Delete the touchpoints of these contacts, and the unresolved ones that name any of these
         identifiers (a touchpoint resolved to someone else stays theirs, even from a shared browser)."""
-        named: list[ColumnElement[bool]] = []
-        if email_hashes:
-            named.append(Touchpoint.email_hash.in_(email_hashes))
-        if externals:
-            named.append(tuple_(Touchpoint.external_system, Touchpoint.external_id).in_(externals))
-        if anonymous_ids:
-            named.append(Touchpoint.anonymous_id.in_(anonymous_ids))
+        named = _naming(email_hashes=email_hashes, externals=externals, anonymous_ids=anonymous_ids)
         condition: ColumnElement[bool] = Touchpoint.contact_id.in_(contact_ids)
         if named:
             condition = or_(condition, and_(Touchpoint.contact_id.is_(None), or_(*named)))
@@ -74,3 +91,17 @@ class TouchpointRepository:
             .distinct()
         )
         return {value for value in rows if value is not None}
+
+
+def _naming(
+    *, email_hashes: Collection[str], externals: Collection[tuple[str, str]], anonymous_ids: Collection[str]
+) -> list[ColumnElement[bool]]:
+    """Conditions matching a touchpoint that names any of the identifiers (one per kind given)."""
+    named: list[ColumnElement[bool]] = []
+    if email_hashes:
+        named.append(Touchpoint.email_hash.in_(email_hashes))
+    if externals:
+        named.append(tuple_(Touchpoint.external_system, Touchpoint.external_id).in_(externals))
+    if anonymous_ids:
+        named.append(Touchpoint.anonymous_id.in_(anonymous_ids))
+    return named

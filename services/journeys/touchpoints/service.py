@@ -24,7 +24,7 @@ from services.journeys.touchpoints.repository import TouchpointRepository
 from services.journeys.touchpoints.schemas import TouchpointCreate
 from shared.db import utc_now
 from shared.errors import NotFound
-from shared.events.touchpoints import TouchpointRecorded
+from shared.events.touchpoints import TouchpointRecorded, TouchpointResolved
 from shared.identity import hasher_of
 
 # Copied from the request as they are; `who` and the enums are turned into columns by `_row`.
@@ -72,6 +72,7 @@ def _row(session: AsyncSession, item: NewTouchpoint) -> dict[str, Any]:
     external = data.external_id
     return {
         "id": uuid.uuid4(),
+        "event_id": str(uuid.uuid4()),
         **{name: getattr(data, name) for name in _AS_GIVEN},
         "contact_id": data.contact_id,
         "email_hash": hasher_of(session).email(data.email) if data.email is not None else None,
@@ -94,30 +95,44 @@ def _who(row: dict[str, Any]) -> identities.Who:
     )
 
 
+def _facts(touchpoint: Touchpoint) -> dict[str, Any]:
+    """What the touchpoint events say of it: ids and codes; neither its free properties nor its email
+    hash."""
+    return {
+        "touchpoint_id": touchpoint.id,
+        "anonymous_id": touchpoint.anonymous_id,
+        "channel": touchpoint.channel,
+        "touchpoint_type": touchpoint.type,
+        **{name: getattr(touchpoint, name) for name in _ANNOUNCED},
+    }
+
+
+_ANNOUNCED = (
+    "stage",
+    "team",
+    "campaign",
+    "content_id",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "utm_term",
+    "utm_content",
+    "revenue",
+    "currency",
+    "order_id",
+    "score",
+    "occurred_at",
+    "received_at",
+)
+
+
 def announcement(touchpoint: Touchpoint) -> TouchpointRecorded:
-    """The event of a touchpoint: ids and codes; neither its free properties nor its email hash."""
-    return TouchpointRecorded(
-        touchpoint_id=touchpoint.id,
-        contact_id=touchpoint.contact_id,
-        anonymous_id=touchpoint.anonymous_id,
-        channel=touchpoint.channel,
-        touchpoint_type=touchpoint.type,
-        stage=touchpoint.stage,
-        team=touchpoint.team,
-        campaign=touchpoint.campaign,
-        content_id=touchpoint.content_id,
-        utm_source=touchpoint.utm_source,
-        utm_medium=touchpoint.utm_medium,
-        utm_campaign=touchpoint.utm_campaign,
-        utm_term=touchpoint.utm_term,
-        utm_content=touchpoint.utm_content,
-        revenue=touchpoint.revenue,
-        currency=touchpoint.currency,
-        order_id=touchpoint.order_id,
-        score=touchpoint.score,
-        occurred_at=touchpoint.occurred_at,
-        received_at=touchpoint.received_at,
-    )
+    return TouchpointRecorded(contact_id=touchpoint.contact_id, **_facts(touchpoint))
+
+
+def resolution(touchpoint: Touchpoint, contact_id: uuid.UUID) -> TouchpointResolved:
+    """The event of a touchpoint stitched to its contact after it was recorded."""
+    return TouchpointResolved(contact_id=contact_id, **_facts(touchpoint))
 
 
 async def record_touchpoints(session: AsyncSession, items: Sequence[NewTouchpoint]) -> list[Recorded]:
@@ -144,7 +159,11 @@ async def record_touchpoints(session: AsyncSession, items: Sequence[NewTouchpoin
     raced = {row["message_id"] for row in new if row["id"] not in inserted}
     earlier |= await repository.by_message_ids(raced)
     created = {row["id"]: Touchpoint(**row) for row in new if row["id"] in inserted}
-    await outbox.add_many(session, [announcement(touchpoint) for touchpoint in created.values()])
+    await outbox.add_many(
+        session,
+        [announcement(touchpoint) for touchpoint in created.values()],
+        event_ids=[touchpoint.event_id for touchpoint in created.values()],
+    )
     results = []
     for row in rows:
         message_id = row["message_id"]
@@ -164,11 +183,24 @@ async def get_touchpoint(session: AsyncSession, touchpoint_id: uuid.UUID) -> Tou
     return touchpoint
 
 
-async def contact_of(session: AsyncSession, touchpoint_id: uuid.UUID) -> uuid.UUID | None:
-    """Whose the touchpoint is now: moved by a merge since it was recorded, or None (unresolved, or
-    gone with an erasure)."""
-    touchpoint = await TouchpointRepository(session).get(touchpoint_id)
-    return touchpoint.contact_id if touchpoint is not None else None
+async def resolve_now(session: AsyncSession, touchpoint: Touchpoint) -> uuid.UUID | None:
+    """Whom an unresolved touchpoint's identifiers name by now: a link made while it was being recorded
+    (by a transaction it could not see) counts."""
+    who = identities.Who(
+        email_hash=touchpoint.email_hash,
+        external=identities.external_value(touchpoint.external_system, touchpoint.external_id)
+        if touchpoint.external_system is not None and touchpoint.external_id is not None
+        else None,
+        anonymous_id=touchpoint.anonymous_id,
+    )
+    [contact_id] = await identities.resolve(session, [who])
+    return contact_id
+
+
+async def current(session: AsyncSession, touchpoint_id: uuid.UUID) -> Touchpoint | None:
+    """The touchpoint as it is now (whose it is may have changed since it was recorded: a merge moved
+    it, stitching resolved it), or None if it went with an erasure."""
+    return await TouchpointRepository(session).get(touchpoint_id)
 
 
 async def repoint(session: AsyncSession, merged_id: uuid.UUID, survivor_id: uuid.UUID) -> None:

@@ -180,7 +180,8 @@ async def test_a_merge_moves_touchpoints_and_an_erasure_deletes_the_persons_touc
         before_known = await _record(client, _touchpoint(anonymous_id="ada-laptop"))
         shared = await _record(client, _touchpoint(contact_id=str(grace), anonymous_id="ada-phone"))
         await _settled(runtime, local_bus)
-        assert [t["contact_id"] for t in (by_email, before_known)] == [str(ada), None]
+        # `before_known` may be resolved as it is recorded or stitched just after: the relay runs.
+        assert by_email["contact_id"] == str(ada)
 
         await contacts_say(
             runtime,
@@ -207,8 +208,10 @@ async def test_a_merge_moves_touchpoints_and_an_erasure_deletes_the_persons_touc
         stored = await everything_stored(runtime)
 
     assert moved["contact_id"] == str(ada)
+    # Three touchpoints: the laptop's anonymous one was stitched to `old`, whose touchpoint named that
+    # browser, and moved to Ada with the rest of `old`'s history.
     assert sorted(ada_timeline) == sorted(
-        ["crm.contact.created", "crm.touchpoint.recorded", "crm.touchpoint.recorded", "crm.contact.merged"]
+        ["crm.contact.created", "crm.contact.merged"] + 3 * ["crm.touchpoint.recorded"]
     )
     assert old_timeline == []
     assert gone == [404, 404, 404]
