@@ -5,6 +5,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from services.journeys.db import Base, tables
+from services.journeys.performance.endpoints import router as performance_router
 from services.journeys.settings import JourneysSettings
 from services.journeys.timeline.endpoints import router as timeline_router
 from services.journeys.timeline.handlers import TIMELINE_CONSUMER
@@ -22,7 +23,7 @@ DEFINITION = ServiceDefinition(
     outbox=tables.outbox_tables,
     consumer_tables=tables.consumer_tables,
     access=tables.access,
-    routers=[touchpoints_router, timeline_router],
+    routers=[touchpoints_router, timeline_router, performance_router],
     consumers=[TIMELINE_CONSUMER],
 )
 

@@ -26,6 +26,9 @@ class Touchpoint(Base):
         Index("ix_touchpoint_external_system_external_id", "external_system", "external_id"),
         # The sender's id of the message: a repeat is the same touchpoint (NULLs never clash).
         Index("uq_touchpoint_message_id", "message_id", unique=True),
+        # A content id's or a campaign's touchpoints in a period (`performance`).
+        Index("ix_touchpoint_content_id_occurred_at", "content_id", "occurred_at"),
+        Index("ix_touchpoint_campaign_occurred_at", "campaign", "occurred_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
