@@ -10,6 +10,7 @@ from services.bench.scenarios import (
     create_contact,
     memory,
     relay_throughput,
+    timeline_pages,
 )
 from services.bench.scenarios.base import Scenario
 
@@ -17,6 +18,7 @@ SCENARIOS: list[Scenario] = [
     create_contact.SCENARIO,
     batch_upsert.SCENARIO,
     contact_search.SCENARIO,
+    timeline_pages.SCENARIO,
     commit_to_view.SCENARIO,
     consumer_apply.SCENARIO,
     relay_throughput.SCENARIO,
