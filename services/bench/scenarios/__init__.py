@@ -11,6 +11,7 @@ from services.bench.scenarios import (
     memory,
     relay_throughput,
     timeline_pages,
+    touchpoint_to_timeline,
 )
 from services.bench.scenarios.base import Scenario
 
@@ -20,6 +21,7 @@ SCENARIOS: list[Scenario] = [
     contact_search.SCENARIO,
     timeline_pages.SCENARIO,
     commit_to_view.SCENARIO,
+    touchpoint_to_timeline.SCENARIO,
     consumer_apply.SCENARIO,
     relay_throughput.SCENARIO,
     # Last: it reports what the sampler saw while the scenarios above ran their servers.
