@@ -16,7 +16,6 @@ from sqlalchemy import pool, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from services.bench.events import CONTACTS_TOPIC
 from services.bench.kafka_positions import commit_at_end
 from services.bench.servers import ServerProcess, child_environment, crm_command, free_port
 from services.registry import SERVICES
@@ -35,6 +34,10 @@ class Product:
     journeys_database_url: str
     platform: PlatformSettings
     """The servers' bus settings, for reading what they published."""
+
+    def servers_for(self, service: str) -> list[ServerProcess]:
+        """What to start for `service` alone: `crm dev` serves every service, `crm serve X` only X."""
+        return [server for server in self.servers if server.label in ("crm dev", f"crm serve {service}")]
 
 
 class Deployment(abc.ABC):
@@ -145,10 +148,10 @@ class DistributedDeployment(Deployment):
         await commit_at_end(self.kafka_bootstrap, group, topics)
 
     async def product(self, label: str) -> Product:
-        # The journeys consumer groups outlive a run; skip what earlier runs left on the contacts topic,
-        # the only product topic the benchmark writes to.
+        # The journeys consumer groups outlive a run; skip what earlier runs left on every topic they
+        # read (the benchmark writes contacts, and touchpoints through journeys' own outbox).
         for spec in SERVICES["journeys"].consumers:
-            await self.start_at_end(spec.name, [CONTACTS_TOPIC])
+            await self.start_at_end(spec.name, spec.topic_names)
         journeys_database = await self.fresh_database_url("journeys", label)
         data_dir = self.fresh_dir(label)
         env = child_environment(

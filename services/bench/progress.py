@@ -51,3 +51,21 @@ class Steps:
         finally:
             self._progress.remove_task(task)
             self.say(f"{text}: {outcome} in {time.monotonic() - started:.1f}s")
+
+
+class SeedProgress:
+    """Progress of bulk seeding: a line at each tenth of `total`, with the rate so far."""
+
+    def __init__(self, steps: Steps, scenario: str, total: int, noun: str) -> None:
+        self.steps, self.scenario, self.total, self.noun = steps, scenario, total, noun
+        self.done, self.started = 0, time.perf_counter()
+        self._next_report = total // 10
+
+    def add(self, count: int) -> None:
+        self.done += count
+        if self.done >= self._next_report and self.done < self.total:
+            self._next_report += self.total // 10
+            rate = self.done / (time.perf_counter() - self.started)
+            self.steps.say(
+                f"{self.scenario}: seeded {self.done:,} of {self.total:,} {self.noun} ({rate:,.0f}/s)"
+            )

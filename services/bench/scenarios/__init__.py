@@ -10,6 +10,8 @@ from services.bench.scenarios import (
     create_contact,
     memory,
     relay_throughput,
+    timeline_pages,
+    touchpoint_to_timeline,
 )
 from services.bench.scenarios.base import Scenario
 
@@ -17,7 +19,9 @@ SCENARIOS: list[Scenario] = [
     create_contact.SCENARIO,
     batch_upsert.SCENARIO,
     contact_search.SCENARIO,
+    timeline_pages.SCENARIO,
     commit_to_view.SCENARIO,
+    touchpoint_to_timeline.SCENARIO,
     consumer_apply.SCENARIO,
     relay_throughput.SCENARIO,
     # Last: it reports what the sampler saw while the scenarios above ran their servers.

@@ -206,7 +206,9 @@ async def _publish_as_handed_over(bus: EventBus, queue: asyncio.Queue[Message]) 
         await bus.publish(batch)
 
 
-async def _measure_round_trip(ctx: ModeContext, rate: float, count: int) -> Measured:
+async def measure_round_trip(ctx: ModeContext, rate: float, count: int, scenario: str = NAME) -> Measured:
+    """The baseline of an event's way to a view: `count` messages published at `rate` a second, each
+    timed until a consumer in another group receives it. `scenario` names the steps."""
     bus = ctx.deployment.fresh_bus("round-trip")
     group = f"bench.round-trip.{uuid.uuid4().hex[:8]}"
     warmup, *messages = contact_messages(count + 1, topic=ROUND_TRIP_TOPIC)
@@ -222,7 +224,7 @@ async def _measure_round_trip(ctx: ModeContext, rate: float, count: int) -> Meas
         await ctx.deployment.start_at_end(group, [ROUND_TRIP_TOPIC])
         await consumer.start()
         workers.append(asyncio.create_task(_receive(consumer, received, stop)))
-        with ctx.steps.step(f"{NAME}: first message through the bus"):
+        with ctx.steps.step(f"{scenario}: first message through the bus"):
             await bus.publish([warmup])
             await _wait_for([event_id(warmup.headers)], received, FIRST_EVENT_TIMEOUT_S, workers)
         workers.append(asyncio.create_task(_publish_as_handed_over(bus, queue)))
@@ -233,7 +235,7 @@ async def _measure_round_trip(ctx: ModeContext, rate: float, count: int) -> Meas
             queue.put_nowait(message)
             return True
 
-        with ctx.steps.step(f"{NAME}: {count} bus messages at {rate:.0f}/s, open loop"):
+        with ctx.steps.step(f"{scenario}: {count} bus messages at {rate:.0f}/s, open loop"):
             load = await run_open_loop(send, rate=rate, count=count, finish_timeout_s=LOAD_FINISH_TIMEOUT_S)
             await _wait_for(list(sent), received, ctx.settings.settle_timeout_s, workers)
     finally:
@@ -288,7 +290,7 @@ async def run(ctx: ModeContext) -> list[Figure]:
     rate, note = _rate(ctx)
     count = max(1, round(rate * ctx.settings.duration_s))
     subject = await _measure_product(ctx, rate, count)
-    baseline = await _measure_round_trip(ctx, rate, count)
+    baseline = await measure_round_trip(ctx, rate, count)
     return _figures(subject, baseline, rate, note)
 
 

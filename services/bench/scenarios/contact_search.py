@@ -23,6 +23,7 @@ from sqlalchemy import insert, text
 
 from services.bench.deployment import Product
 from services.bench.model import Figure, Target
+from services.bench.progress import SeedProgress
 from services.bench.scenarios.base import ModeContext, Scenario
 from services.bench.scenarios.batch_upsert import (
     COMPANIES,
@@ -182,22 +183,9 @@ VALUE_COLUMNS = (
 )
 
 
-class _Progress:
-    def __init__(self, ctx: ModeContext, size: int) -> None:
-        self.ctx, self.size, self.done, self.started = ctx, size, 0, time.perf_counter()
-        self._next_report = size // 10
-
-    def add(self, count: int) -> None:
-        self.done += count
-        if self.done >= self._next_report and self.done < self.size:
-            self._next_report += self.size // 10
-            rate = self.done / (time.perf_counter() - self.started)
-            self.ctx.steps.say(f"{NAME}: seeded {self.done:,} of {self.size:,} contacts ({rate:,.0f}/s)")
-
-
 async def _seed_postgres(ctx: ModeContext, database: Database, size: int) -> int:
     """COPY into the three tables (asyncpg's binary COPY); a transaction per `TRANSACTION` contacts."""
-    progress = _Progress(ctx, size)
+    progress = SeedProgress(ctx.steps, NAME, size, "contacts")
     matches = 0
     async with database.engine.connect() as connection:
         raw = await connection.get_raw_connection()
@@ -233,7 +221,7 @@ async def _seed_postgres(ctx: ModeContext, database: Database, size: int) -> int
 async def _seed_sqlite(ctx: ModeContext, database: Database, size: int) -> int:
     """executemany through the service's own table definitions (so values are stored exactly as the
     service stores them); a transaction per `TRANSACTION` contacts."""
-    progress = _Progress(ctx, size)
+    progress = SeedProgress(ctx.steps, NAME, size, "contacts")
     matches = 0
     chunks = _chunks(size, seed=size)
     exhausted = False
@@ -265,6 +253,20 @@ def contacts_database_url(product: Product) -> str:
     return f"sqlite+aiosqlite:///{(product.platform.data_dir / 'contacts.sqlite').resolve()}"
 
 
+async def analyze(ctx: ModeContext, scenario: str, database: Database) -> float:
+    """Statistics for the planner (and, on PostgreSQL, a visibility map for index-only scans), as a
+    database that grew to its size would have them. Returns the seconds it took."""
+    statement = "ANALYZE" if database.is_sqlite else "VACUUM (ANALYZE)"
+    with ctx.steps.step(f"{scenario}: {statement} after seeding"):
+        started = time.perf_counter()
+        async with database.engine.connect() as connection:
+            if not database.is_sqlite:
+                connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
+            await connection.execute(text(statement))
+            await connection.commit()
+        return time.perf_counter() - started
+
+
 async def _seed(ctx: ModeContext, url: str, size: int) -> Seeded:
     definition = SERVICES["contacts"]
     database = Database(url)
@@ -276,16 +278,7 @@ async def _seed(ctx: ModeContext, url: str, size: int) -> Seeded:
             seed = _seed_sqlite if database.is_sqlite else _seed_postgres
             matches = await seed(ctx, database, size)
             seed_s = time.perf_counter() - started
-        # Statistics for the planner, as a database that grew to this size would have them.
-        analyze = "ANALYZE" if database.is_sqlite else "VACUUM (ANALYZE)"
-        with ctx.steps.step(f"{NAME}: {analyze} after seeding"):
-            started = time.perf_counter()
-            async with database.engine.connect() as connection:
-                if not database.is_sqlite:
-                    connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
-                await connection.execute(text(analyze))
-                await connection.commit()
-            analyze_s = time.perf_counter() - started
+        analyze_s = await analyze(ctx, NAME, database)
     finally:
         await database.dispose()
     return Seeded(size, matches, seed_s, analyze_s)
