@@ -1,7 +1,7 @@
 """journeys: indexes for content and campaign performance (touchpoints by content id or campaign, in time)
 
 Revision ID: journeys_0008
-Revises: journeys_0004
+Revises: journeys_0005
 Create Date: 2026-11-26
 """
 
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "journeys_0008"
-down_revision: str | None = "journeys_0004"
+down_revision: str | None = "journeys_0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
