@@ -112,6 +112,13 @@ class SortKey:
         comparison: ColumnElement[bool] = self.column < value if self.descending else self.column > value
         return or_(comparison, self.column.is_(None)) if self.nullable else comparison
 
+    def at_or_after(self, value: Any) -> ColumnElement[bool] | None:
+        """`after` loosened to include ties, as an index can seek on; None where NULLs complicate it."""
+        if self.nullable or value is None:
+            return None
+        bound: ColumnElement[bool] = self.column <= value if self.descending else self.column >= value
+        return bound
+
     def tie(self, value: Any) -> ColumnElement[bool]:
         return self.column.is_(None) if value is None else self.column == value
 
@@ -149,13 +156,17 @@ class Keyset:
 
         Spelled `a > x OR (a = x AND b > y) ...` rather than as a row-value comparison `(a, b) > (x, y)`,
         which SQLAlchemy does not render on every backend and which cannot mix ascending and
-        descending keys anyway.
+        descending keys anyway. Neither SQLite nor PostgreSQL turns that OR into a range on an index, so
+        a page deep in a long list would read every row before it; the redundant `a >= x` in front is
+        what they seek on, and keeps the last page as fast as the first.
         """
         alternatives = []
         for index, key in enumerate(self.keys):
             ties = [earlier.tie(value) for earlier, value in zip(self.keys[:index], position, strict=False)]
             alternatives.append(and_(*ties, key.after(position[index])))
-        return or_(*alternatives)
+        strictly_after = or_(*alternatives)
+        bound = self.keys[0].at_or_after(position[0])
+        return strictly_after if bound is None else and_(bound, strictly_after)
 
     def position_of(self, row: object) -> tuple[Any, ...]:
         return tuple(getattr(row, key.column.key) for key in self.keys)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Integer, String, Uuid, insert, select
+from sqlalchemy import Index, Integer, String, Uuid, insert, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import Database, UTCDateTime, new_metadata
@@ -129,3 +129,31 @@ def test_a_keyset_needs_a_unique_last_key_and_no_nullable_keys() -> None:
         Keyset(SortKey(Row.at))
     with pytest.raises(ValueError, match="NOT NULL"):
         Keyset(SortKey(Row.maybe), SortKey(Row.id))
+
+
+class Entry(_Base):
+    """A long list per group, as a timeline is per contact."""
+
+    __tablename__ = "paged_entry"
+    __table_args__ = (Index("ix_paged_entry_group_seq_id", "group_id", "seq", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    group_id: Mapped[int] = mapped_column(Integer)
+    seq: Mapped[int] = mapped_column(Integer)
+
+
+async def test_a_page_after_a_cursor_seeks_the_index_instead_of_reading_the_rows_before_it() -> None:
+    """The plan, not a timing: SQLite says which columns of the index it searches on. With parameters,
+    as the query runs (given literal values, SQLite finds the range in the OR by itself)."""
+    database = Database("sqlite+aiosqlite:///:memory:")
+    keyset = Keyset(SortKey(Entry.seq), SortKey(Entry.id))
+    page = select(Entry).where(Entry.group_id == 1, keyset.after((500, 500))).order_by(*keyset.order_by())
+    compiled = page.compile(database.engine)
+    parameters = tuple(compiled.params[name] for name in compiled.positiontup or ())
+    async with database.engine.begin() as connection:
+        await connection.run_sync(_Base.metadata.create_all)
+        rows = await connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}", parameters)
+        plan = " ".join(str(row[-1]) for row in rows)
+    await database.dispose()
+
+    assert "ix_paged_entry_group_seq_id (group_id=? AND seq>?)" in plan, plan
