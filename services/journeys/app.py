@@ -10,6 +10,7 @@ from services.journeys.settings import JourneysSettings
 from services.journeys.timeline.endpoints import router as timeline_router
 from services.journeys.timeline.handlers import TIMELINE_CONSUMER
 from services.journeys.touchpoints.endpoints import router as touchpoints_router
+from services.journeys.tracking.endpoints import router as tracking_router
 from shared.runtime import ServiceDefinition, ServiceRuntime
 from shared.web.app import create_service_app
 
@@ -23,7 +24,7 @@ DEFINITION = ServiceDefinition(
     outbox=tables.outbox_tables,
     consumer_tables=tables.consumer_tables,
     access=tables.access,
-    routers=[touchpoints_router, timeline_router, performance_router],
+    routers=[touchpoints_router, tracking_router, timeline_router, performance_router],
     consumers=[TIMELINE_CONSUMER],
 )
 

@@ -27,7 +27,7 @@ class _TouchpointFacts(Event):
     touchpoint_id: uuid.UUID
     anonymous_id: str | None = Field(description="The anonymous visitor id (a tracking cookie), if given.")
     channel: str = Field(
-        description="`web`, `email`, `social_ad`, `sponsored_content`, `search`, `webinar`, `event`, "
+        description="`web`, `app`, `email`, `social_ad`, `sponsored_content`, `search`, `webinar`, `event`, "
         "`phone_call`, `meeting`, `chat`, `support_ticket`, `referral`, `purchase`, `survey` or `other`."
     )
     touchpoint_type: str = Field(

@@ -13,6 +13,7 @@ from shared.observability import MetricsMiddleware
 from shared.runtime import ServiceDefinition, ServiceRuntime
 from shared.web.auth import PUBLIC
 from shared.web.contract import contract_router
+from shared.web.encoding import GzipRequestMiddleware
 from shared.web.keys import router as keys_router
 from shared.web.limits import BodyLimitMiddleware
 from shared.web.problems import (
@@ -89,7 +90,9 @@ def create_service_app(definition: ServiceDefinition, runtime: ServiceRuntime | 
     )
     app.state.runtime = live
     install_problem_handlers(app)
-    # Added innermost first: the request id and metrics see every answer, the body limit's too.
+    # Added innermost first: the request id and metrics see every answer, the body limit's too. The
+    # body limit counts the bytes as they come; unpacking a gzip body is bounded by the same figure.
+    app.add_middleware(GzipRequestMiddleware, max_bytes=live.platform.max_body_bytes)
     app.add_middleware(BodyLimitMiddleware, max_bytes=live.platform.max_body_bytes)
     app.add_middleware(MetricsMiddleware, service=definition.name)
     app.add_middleware(RequestIdMiddleware)

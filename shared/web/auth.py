@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Depends, Request, Security
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBasic, HTTPBasicCredentials, HTTPBearer
 
 from shared.auth.principal import SCOPES, Principal
 from shared.web.problems import ProblemError
@@ -46,6 +46,33 @@ def requires(scope: str) -> Any:
     return Security(_authorized, scopes=[scope])
 
 
+_write_key = HTTPBasic(
+    auto_error=False,
+    scheme_name="writeKey",
+    description="As Segment and RudderStack libraries send their write key: HTTP Basic, the API key as the "
+    "user name and an empty password. `Authorization: Bearer crm_…` works too.",
+)
+
+
+async def _authorized_by_write_key(
+    request: Request,
+    _basic: Annotated[HTTPBasicCredentials | None, Depends(_write_key)],
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    return await _authorized(request, _credentials)
+
+
+def requires_write_key(scope: str) -> Any:
+    """As `requires`, for the tracking routes: the key may also come as a write key (HTTP Basic)."""
+    if scope not in SCOPES:
+        raise ValueError(f"unknown scope {scope!r}; add it to shared.auth.principal.SCOPES")
+    return Security(_authorized_by_write_key, scopes=[scope])
+
+
+def accepts_write_key(call: object) -> bool:
+    return call is _authorized_by_write_key
+
+
 async def _public() -> None:
     """Marks a route that needs no key."""
 
@@ -54,7 +81,7 @@ PUBLIC: Any = Depends(_public)
 
 
 def is_authorization(call: object) -> bool:
-    return call is _authorized
+    return call is _authorized or call is _authorized_by_write_key
 
 
 def is_public_marker(call: object) -> bool:

@@ -13,6 +13,8 @@ All of it happens before the body is parsed, so a caller without a key learns no
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -26,7 +28,7 @@ from fastapi.routing import APIRoute
 from shared.auth.principal import Principal
 from shared.runtime import ServiceRuntime
 from shared.settings import UNAUTHENTICATED
-from shared.web.auth import is_authorization, is_public_marker
+from shared.web.auth import accepts_write_key, is_authorization, is_public_marker
 from shared.web.idempotency import HEADER as IDEMPOTENCY_HEADER
 from shared.web.idempotency import checked_key, run_once
 from shared.web.limits import retry_after_header
@@ -41,10 +43,13 @@ _WWW_AUTHENTICATE = 'Bearer realm="crm"'
 class Access:
     public: bool
     scopes: tuple[str, ...]
+    write_key: bool = False
+    """The key may come as HTTP Basic user name (`shared.web.auth.requires_write_key`)."""
 
 
 def _access(dependant: Dependant) -> Access:
     public = False
+    write_key = False
     scopes: list[str] = []
     pending = list(dependant.dependencies)
     while pending:
@@ -53,8 +58,25 @@ def _access(dependant: Dependant) -> Access:
             public = True
         elif is_authorization(dependency.call):
             scopes.extend(dependency.own_oauth_scopes or ())
+            write_key = write_key or accepts_write_key(dependency.call)
         pending.extend(dependency.dependencies)
-    return Access(public=public, scopes=tuple(sorted(set(scopes))))
+    return Access(public=public, scopes=tuple(sorted(set(scopes))), write_key=write_key)
+
+
+def _presented_key(authorization: str, *, write_key: bool) -> str | None:
+    """The API key in an `Authorization` header: `Bearer <key>`, or where the route takes a write key,
+    `Basic base64(<key>:)` (the password is ignored; tracking libraries send it empty)."""
+    scheme, _, credentials = authorization.partition(" ")
+    credentials = credentials.strip()
+    if scheme.lower() == "bearer" and credentials:
+        return credentials
+    if write_key and scheme.lower() == "basic" and credentials:
+        try:
+            user, _, _password = base64.b64decode(credentials, validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        return user.strip() or None
+    return None
 
 
 def _documented_answers(methods: set[str], dependencies: Sequence[Any]) -> dict[int | str, dict[str, Any]]:
@@ -147,23 +169,24 @@ class ApiRoute(APIRoute):
         access = self.access
         if access.public:
             return None
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        token = _presented_key(request.headers.get("authorization", ""), write_key=access.write_key)
+        if token is None:
             raise ProblemError(
                 401,
                 "Unauthorized",
                 slug="unauthorized",
-                detail="Send an API key: `Authorization: Bearer crm_…`.",
+                detail="Send an API key: `Authorization: Bearer crm_…`"
+                + (" or as the write key, HTTP Basic with an empty password." if access.write_key else "."),
                 headers={"WWW-Authenticate": _WWW_AUTHENTICATE},
             )
-        principal = runtime.keys.known(token.strip())
+        principal = runtime.keys.known(token)
         client = request.client.host if request.client else "unknown"
         if principal is None:
             # A key that costs a lookup. An address that keeps presenting bad keys is slowed down
             # before each of them does; keys answered from the cache are not held up.
             if wait := runtime.rate_limiter.wait(client, UNAUTHENTICATED):
                 raise _too_many(wait, "Too many requests with bad API keys from this address")
-            principal = await runtime.keys.authenticate(token.strip())
+            principal = await runtime.keys.authenticate(token)
         if principal is None:
             runtime.rate_limiter.take(client, UNAUTHENTICATED)
             raise ProblemError(

@@ -36,6 +36,7 @@ MAX_PROPERTIES_BYTES = 16_384
 
 class Channel(StrEnum):
     WEB = "web"
+    APP = "app"  # a mobile or desktop app
     EMAIL = "email"
     SOCIAL_AD = "social_ad"
     SPONSORED_CONTENT = "sponsored_content"
