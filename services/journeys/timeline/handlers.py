@@ -99,6 +99,9 @@ async def on_touchpoint_recorded(session: AsyncSession, envelope: Envelope) -> N
         envelope,
         contact_id=contact_id,
         occurred_at=event.occurred_at,
+        kind=event.touchpoint_type,
+        team=event.team,
+        channel=event.channel,
         properties={
             "channel": event.channel,
             "type": event.touchpoint_type,
@@ -125,4 +128,5 @@ TIMELINE_CONSUMER = ConsumerSpec(
         TouchpointRecorded: on_touchpoint_recorded,
     },
     owns=[TimelineEntry, ContactIdentityLink],
+    watermark=True,
 )
