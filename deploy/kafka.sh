@@ -166,6 +166,8 @@ write_properties() {
         echo "log.dirs=$LOG_DIRS"
         echo "num.partitions=$KAFKA_PARTITIONS"
         echo "auto.create.topics.enable=true"
+        # As the product creates its topics: a topic made by a first publish has append times too.
+        echo "log.message.timestamp.type=LogAppendTime"
         echo "default.replication.factor=1"
         echo "min.insync.replicas=1"
         echo "offsets.topic.replication.factor=1"

@@ -10,6 +10,23 @@ is a hint: the database position decides. So
   id; those repeats arrive within minutes, so ids are kept only for `dedup_window` and then pruned;
 - any view can be rebuilt by resetting it and its positions and replaying its topics (`replay`).
 
+A consumer whose spec asks for it (`watermark=True`) also keeps, per partition of its topics, a
+**completeness watermark** (`consumer_watermark.complete_before`): every record the bus accepted into
+that partition before that instant has been settled by the consumer (applied, skipped, or
+dead-lettered). It rises two ways, never falls, and only while the consumer runs:
+
+- **caught up**: every few seconds the runner notes the time T, then asks the bus for the partitions'
+  end offsets, then reads its stored positions. A partition whose position reaches its end had settled
+  every record accepted before T (the end was read after T), so its watermark moves to T;
+- **behind**: when a batch is applied, a partition whose records carry their append time
+  (`Record.log_append_time`; those times do not decrease along a partition) moves, in the batch's
+  transaction, to the append time of the last record settled: every record appended before it has a
+  lower offset. Records stamped by their producers (Kafka's `CreateTime`) do not move it this way.
+
+A partition's row is created by the first caught-up check, with a null watermark while it is behind, so
+a topic's watermark (the earliest over its partitions, `complete_before`) is never that of some of its
+partitions only. A stopped consumer's watermark stays where it was; a replay resets it.
+
 Failures are told apart:
 - an **outage** (database or bus unreachable) is waited out, retrying without end;
 - a **transient** database error (serialization failure, deadlock, lock timeout) is retried without end;
@@ -46,6 +63,7 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    or_,
     select,
     update,
 )
@@ -83,6 +101,9 @@ class ConsumerSpec:
     replay_refused: str | None = None
     """Why `crm replay` must not rebuild this consumer (its effects are not a view it owns and could
     empty); None when it may."""
+    watermark: bool = False
+    """Keep a completeness watermark per partition (see the module), for reads that show how complete
+    the view is. Off by default: it costs a bus round trip and a small write every few seconds."""
 
     @property
     def topic_names(self) -> list[str]:
@@ -93,6 +114,7 @@ class ConsumerSpec:
 class ConsumerTables:
     processed: Table
     positions: Table
+    watermarks: Table
 
 
 def define_consumer_tables(metadata: MetaData) -> ConsumerTables:
@@ -112,7 +134,18 @@ def define_consumer_tables(metadata: MetaData) -> ConsumerTables:
         Column("next_offset", BigInteger, nullable=False),
         Column("updated_at", UTCDateTime(), nullable=False),
     )
-    return ConsumerTables(processed=processed, positions=positions)
+    watermarks = Table(
+        "consumer_watermark",
+        metadata,
+        Column("consumer", String(200), primary_key=True),
+        Column("topic", String(200), primary_key=True),
+        Column("partition", Integer, primary_key=True, autoincrement=False),
+        # Every record the bus accepted into the partition before this instant is settled; null: not
+        # known yet (the consumer has not caught up with the partition since it started from scratch).
+        Column("complete_before", UTCDateTime(), nullable=True),
+        Column("updated_at", UTCDateTime(), nullable=False),
+    )
+    return ConsumerTables(processed=processed, positions=positions, watermarks=watermarks)
 
 
 _STAGED_ROWS = "crm_staged_rows"
@@ -154,6 +187,26 @@ async def stored_positions(session: AsyncSession, tables: ConsumerTables, consum
         select(table.c.topic, table.c.partition, table.c.next_offset).where(table.c.consumer == consumer)
     )
     return {(topic, partition): int(offset) for topic, partition, offset in rows}
+
+
+async def complete_before(
+    session: AsyncSession, tables: ConsumerTables, consumer: ConsumerSpec
+) -> dict[str, datetime | None]:
+    """Per topic of `consumer`: the instant before which every record the bus accepted is settled (the
+    earliest over the topic's partitions), or None while that is not known for every partition."""
+    table = tables.watermarks
+    rows = await session.execute(
+        select(table.c.topic, table.c.complete_before).where(table.c.consumer == consumer.name)
+    )
+    by_topic: dict[str, list[datetime | None]] = {}
+    for topic, instant in rows:
+        by_topic.setdefault(topic, []).append(instant)
+    found: dict[str, datetime | None] = {}
+    for topic in consumer.topic_names:
+        instants = by_topic.get(topic, [])
+        known = [instant for instant in instants if instant is not None]
+        found[topic] = min(known) if instants and len(known) == len(instants) else None
+    return found
 
 
 # SQLSTATE classes that mean the database is away or overloaded, not that the statement is wrong:
@@ -242,6 +295,7 @@ class ConsumerRunner:
         dedup_window: timedelta = timedelta(days=7),
         prune_every_s: float = 600.0,
         commit_every_s: float = 1.0,
+        watermark_every_s: float = 2.0,
     ) -> None:
         self.spec = spec
         self.database = database
@@ -253,6 +307,7 @@ class ConsumerRunner:
         self.dedup_window = dedup_window
         self.prune_every_s = prune_every_s
         self.commit_every_s = commit_every_s
+        self.watermark_every_s = watermark_every_s
         self._stop = asyncio.Event()
         self._waiting_labels: set[tuple[str, str, str]] = set()
 
@@ -302,6 +357,58 @@ class ConsumerRunner:
             if result.rowcount != 1:  # type: ignore[attr-defined]
                 raise ConcurrentDelivery(f"{self.spec.name}: {topic}/{partition} moved from {old}")
 
+    async def _raise_watermarks(
+        self, session: AsyncSession, instants: Mapping[tuple[str, int], datetime]
+    ) -> None:
+        """Move existing watermark rows up to `instants`, never down; a row not there yet stays away
+        (it is created for all of a topic's partitions at once, by `record_watermarks`)."""
+        table, now = self.tables.watermarks, utc_now()
+        for (topic, partition), instant in instants.items():
+            await session.execute(
+                update(table)
+                .where(
+                    table.c.consumer == self.spec.name,
+                    table.c.topic == topic,
+                    table.c.partition == partition,
+                    or_(table.c.complete_before.is_(None), table.c.complete_before < instant),
+                )
+                .values(complete_before=instant, updated_at=now)
+            )
+
+    async def record_watermarks(self) -> None:
+        """The caught-up check (see the module): partitions whose stored position reaches the end
+        offset the bus gave after the check began are complete before the time it began."""
+        began = utc_now()  # before asking for the ends: records accepted by then lie below them
+        ends = await self.bus.end_offsets(self.spec.topic_names)
+        table = self.tables.watermarks
+        async with session_scope(self.database) as session:
+            positions = await self._load_positions(session)  # read after the ends
+            rows = await session.execute(
+                select(table.c.topic, table.c.partition).where(table.c.consumer == self.spec.name)
+            )
+            known = {(topic, partition) for topic, partition in rows}
+            caught_up = {p: began for p, end in ends.items() if positions.get(p, 0) >= end}
+            new = [p for p in ends if p not in known]
+            if new:
+                try:
+                    async with session.begin_nested():
+                        await session.execute(
+                            insert(table),
+                            [
+                                {
+                                    "consumer": self.spec.name,
+                                    "topic": topic,
+                                    "partition": partition,
+                                    "complete_before": caught_up.get((topic, partition)),
+                                    "updated_at": began,
+                                }
+                                for topic, partition in new
+                            ],
+                        )
+                except IntegrityError:
+                    pass  # another member created them first; the update below still applies
+            await self._raise_watermarks(session, caught_up)
+
     async def _seen(self, session: AsyncSession, event_ids: Sequence[str]) -> set[str]:
         processed = self.tables.processed
         rows = await session.scalars(
@@ -317,6 +424,8 @@ class ConsumerRunner:
         """Apply `items` in one transaction, skipping what this consumer has already seen."""
         outcomes: list[Outcome] = []
         applied: list[Envelope] = []
+        # Per partition, the append time of the last record this batch settles (see the module).
+        appended_ms: dict[tuple[str, int], int] = {}
         async with session_scope(self.database) as session:
             before = await self._load_positions(session)
             after = dict(before)
@@ -327,6 +436,10 @@ class ConsumerRunner:
                     outcomes.append("duplicate")  # redelivered: this record's effect is committed
                     continue
                 after[partition] = record.offset + 1
+                if record.log_append_time:
+                    appended_ms[partition] = record.timestamp_ms
+                else:
+                    appended_ms.pop(partition, None)
                 if envelope.id in seen:
                     outcomes.append("duplicate")  # the relay published this event twice
                     continue
@@ -352,6 +465,14 @@ class ConsumerRunner:
                     ],
                 )
             await self._save_positions(session, before, after)
+            if self.spec.watermark and appended_ms:
+                await self._raise_watermarks(
+                    session,
+                    {
+                        partition: datetime.fromtimestamp(stamp / 1000, UTC)
+                        for partition, stamp in appended_ms.items()
+                    },
+                )
         finished = time.time()
         for envelope in applied:
             CONSUMER_LAG.labels(self.spec.name).observe(max(0.0, finished - envelope.time.timestamp()))
@@ -547,8 +668,18 @@ class ConsumerRunner:
         async with session_scope(self.database) as session:
             for table in self.spec.owns:
                 await session.execute(delete(table))
-            for table in (self.tables.positions, self.tables.processed):
+            for table in (self.tables.positions, self.tables.processed, self.tables.watermarks):
                 await session.execute(delete(table).where(table.c.consumer == self.spec.name))
+
+    async def _watermarks_if_possible(self) -> None:
+        """`record_watermarks`, whose failure only leaves the watermarks where they are."""
+        try:
+            await self.record_watermarks()
+        except Exception as exc:
+            if is_outage(exc) or classify(exc) == "transient":
+                log.warning("%s: watermark not recorded: %s", self.spec.name, exc)
+            else:
+                log.exception("%s: watermark not recorded", self.spec.name)
 
     @property
     def waiting(self) -> bool:
@@ -576,6 +707,7 @@ class ConsumerRunner:
                 # most every `commit_every_s` and when idle, not after every batch: on a busy topic
                 # that spares a bus round trip (a synced write, on the embedded bus) per batch.
                 last_commit = time.monotonic()
+                next_watermark = time.monotonic()
                 while not stop.is_set():
                     records = await consumer.poll(timeout_s=poll_timeout_s, max_records=500)
                     if records:
@@ -584,6 +716,9 @@ class ConsumerRunner:
                     if uncommitted and (not records or time.monotonic() - last_commit >= self.commit_every_s):
                         await self._commit(consumer, uncommitted)
                         last_commit = time.monotonic()
+                    if self.spec.watermark and time.monotonic() >= next_watermark:
+                        next_watermark = time.monotonic() + self.watermark_every_s
+                        await self._watermarks_if_possible()
                     if time.monotonic() >= next_prune:
                         next_prune = time.monotonic() + self.prune_every_s
                         await self.prune()

@@ -232,3 +232,20 @@ def drop_infrastructure_tables_v3() -> None:
     op.drop_index(op.f("ix_idempotency_record_expires_at"), table_name="idempotency_record")
     op.drop_table("idempotency_record")
     op.drop_table("api_key")
+
+
+def create_infrastructure_tables_v4() -> None:
+    """Consumers' completeness watermarks. Frozen like `..._v1`."""
+    op.create_table(
+        "consumer_watermark",
+        sa.Column("consumer", sa.String(length=200), nullable=False),
+        sa.Column("topic", sa.String(length=200), nullable=False),
+        sa.Column("partition", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("complete_before", UTCDateTime(), nullable=True),
+        sa.Column("updated_at", UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("consumer", "topic", "partition", name=op.f("pk_consumer_watermark")),
+    )
+
+
+def drop_infrastructure_tables_v4() -> None:
+    op.drop_table("consumer_watermark")

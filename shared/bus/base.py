@@ -35,6 +35,10 @@ class Record:
     value: bytes
     headers: Mapping[str, bytes]
     timestamp_ms: int
+    log_append_time: bool = False
+    """True when `timestamp_ms` is when the bus appended the record to its partition (Kafka's
+    `LogAppendTime`, the embedded log's write time), so it does not decrease along a partition; False
+    when it is the time its producer gave it (Kafka's `CreateTime`), which may."""
 
 
 @dataclass(frozen=True)

@@ -148,12 +148,15 @@ class EmbeddedBus(EventBus):
             await self.publish(messages[:refused])
             size = self._size(messages[refused])
             raise MessageRefused(refused, f"record of {size} bytes exceeds {self.max_message_bytes} bytes")
-        now = _now_ms()
         async with self._lock:
             connection = self.connection
             try:
                 await connection.execute("BEGIN IMMEDIATE")
+                # Stamped once the write lock is held, and never below a topic's last stamp (a clock set
+                # back): append times do not decrease along a topic, as consumers' watermarks assume.
+                now = _now_ms()
                 next_offsets: dict[str, int] = {}
+                stamps: dict[str, int] = {}
                 rows = []
                 for message in messages:
                     if message.topic not in next_offsets:
@@ -162,11 +165,13 @@ class EmbeddedBus(EventBus):
                             "INSERT OR IGNORE INTO topics (name) VALUES (?)", (message.topic,)
                         )
                         async with connection.execute(
-                            "SELECT COALESCE(MAX(offset) + 1, 0) FROM records WHERE topic = ?",
+                            "SELECT offset, timestamp_ms FROM records WHERE topic = ?"
+                            " ORDER BY offset DESC LIMIT 1",
                             (message.topic,),
                         ) as cursor:
                             row = await cursor.fetchone()
-                        next_offsets[message.topic] = int(row[0]) if row else 0
+                        next_offsets[message.topic] = int(row[0]) + 1 if row else 0
+                        stamps[message.topic] = max(now, int(row[1])) if row else now
                     offset = next_offsets[message.topic]
                     next_offsets[message.topic] = offset + 1
                     rows.append(
@@ -176,7 +181,7 @@ class EmbeddedBus(EventBus):
                             message.key,
                             message.value,
                             _encode_headers(message.headers),
-                            now,
+                            stamps[message.topic],
                         )
                     )
                 # One statement for the batch: each call is a hop to the connection's thread and back.
@@ -302,6 +307,7 @@ class EmbeddedConsumer(Consumer):
                             value=value,
                             headers=_decode_headers(headers),
                             timestamp_ms=timestamp_ms,
+                            log_append_time=True,  # stamped when the batch is written, under the lock
                         )
                     )
                     self._positions[topic] = offset + 1

@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 # Errors that refuse one record for good: retrying the same bytes can never succeed. Anything else
 # (timeouts, leader changes, a broker away) is an outage, waited out.
 _REFUSALS = (MessageSizeTooLargeError, RecordListTooLargeError, InvalidTopicError)
+# A record's timestamp type as the broker reports it: 0 CreateTime (the producer's), 1 LogAppendTime.
+_LOG_APPEND_TIME = 1
 
 
 class KafkaBus(EventBus):
@@ -63,6 +65,8 @@ class KafkaBus(EventBus):
         # One admin client kept for probes and topic creation; rebuilt after a failure.
         self._admin_client: AIOKafkaAdminClient | None = None
         self._admin_lock = asyncio.Lock()
+        self._offsets_client: AIOKafkaConsumer | None = None
+        self._offsets_lock = asyncio.Lock()
 
     async def start(self) -> None:
         """Nothing to connect yet: the producer connects on first publish."""
@@ -72,6 +76,8 @@ class KafkaBus(EventBus):
             await self._drop_producer()
         async with self._admin_lock:
             await self._drop_admin()
+        async with self._offsets_lock:
+            await self._drop_offsets_reader()
 
     async def _drop_producer(self) -> None:
         if self._producer is not None:
@@ -189,6 +195,19 @@ class KafkaBus(EventBus):
         missing = set(topics) - {partition.topic for partition in partitions}
         if missing:
             raise BusUnavailable(f"Kafka does not know topics {sorted(missing)}")
+        async with self._offsets_lock:
+            try:
+                reader = await self._offsets_reader()
+                ends = await reader.end_offsets(partitions)
+            except KafkaError as exc:
+                await self._drop_offsets_reader()
+                raise BusUnavailable(f"cannot read end offsets from Kafka: {exc!r}") from exc
+        return {(tp.topic, tp.partition): int(offset) for tp, offset in ends.items()}
+
+    async def _offsets_reader(self) -> AIOKafkaConsumer:
+        """A group-less client kept for end offsets: consumers ask for them every few seconds."""
+        if self._offsets_client is not None:
+            return self._offsets_client
         reader = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap_servers,
             client_id=f"{self.client_id}-offsets",
@@ -196,12 +215,21 @@ class KafkaBus(EventBus):
         )
         try:
             await reader.start()
-            ends = await reader.end_offsets(partitions)
-        except KafkaError as exc:
-            raise BusUnavailable(f"cannot read end offsets from Kafka: {exc!r}") from exc
-        finally:
+        except BaseException as exc:  # also on cancellation: an unclosed client leaks sockets
             await reader.stop()
-        return {(tp.topic, tp.partition): int(offset) for tp, offset in ends.items()}
+            if isinstance(exc, Exception):
+                raise BusUnavailable(f"Kafka at {self.bootstrap_servers} unreachable: {exc}") from exc
+            raise
+        self._offsets_client = reader
+        return reader
+
+    async def _drop_offsets_reader(self) -> None:
+        if self._offsets_client is not None:
+            reader, self._offsets_client = self._offsets_client, None
+            try:
+                await reader.stop()
+            except Exception:  # a broken client may fail to stop cleanly; it is discarded anyway
+                log.debug("offsets reader stop failed", exc_info=True)
 
     async def publish(self, messages: Sequence[Message]) -> None:
         if not messages:
@@ -304,6 +332,7 @@ class KafkaConsumer(Consumer):
                         value=item.value if item.value is not None else b"",
                         headers=dict(item.headers),
                         timestamp_ms=item.timestamp,
+                        log_append_time=item.timestamp_type == _LOG_APPEND_TIME,
                     )
                 )
         return records

@@ -42,6 +42,9 @@ class TopicDefinition:
         # must still be there when its cause is fixed and it is driven again.
         kept = {"retention.ms": "-1", "retention.bytes": "-1"}
         main = {"cleanup.policy": "compact"} if self.compacted else {"cleanup.policy": "delete", **kept}
+        # Record timestamps are the broker's append times, which do not go back along a partition
+        # (the producer's clocks may): consumers' completeness watermarks lean on that.
+        main["message.timestamp.type"] = "LogAppendTime"
         return [
             TopicConfig(self.name, config=main),
             TopicConfig(self.dead_letter, config={"cleanup.policy": "delete", **kept}),

@@ -67,6 +67,9 @@ async def test_topics_created_from_their_definition_carry_the_durability_setting
     for name in (topic, definition.dead_letter):
         settings = await _topic_overrides(kafka_bootstrap, name)
         assert {key: settings.get(key) for key in durable} == durable, name
+    # Append times, which do not go back along a partition: consumers' watermarks rely on that.
+    main = await _topic_overrides(kafka_bootstrap, topic)
+    assert main.get("message.timestamp.type") == "LogAppendTime"
 
 
 @pytest.mark.kafka

@@ -111,9 +111,9 @@ async def on_touchpoint_recorded(session: AsyncSession, envelope: Envelope) -> N
         # the recording to see and too early to see it; if so it is attached now, else it waits.
         contact_id = await touchpoints.resolve_now(session, touchpoint)
         if contact_id is not None:
-            await _attach(
-                session, contact_id, await stitching.stitch(session, contact_id, carriers=[touchpoint])
-            )
+            hashes = [touchpoint.email_hash] if touchpoint.email_hash is not None else []
+            attached = await stitching.stitch(session, contact_id, email_hashes=hashes, carriers=[touchpoint])
+            await _attach(session, contact_id, attached)
         return
     service.record_touchpoint(session, touchpoint, event_id=envelope.id)
     await _attach(
@@ -143,4 +143,5 @@ TIMELINE_CONSUMER = ConsumerSpec(
         TouchpointRecorded: on_touchpoint_recorded,
     },
     owns=[TimelineEntry, ContactIdentityLink],
+    watermark=True,
 )

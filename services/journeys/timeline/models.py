@@ -11,7 +11,14 @@ from shared.db import UTCDateTime, utc_now
 
 class TimelineEntry(Base):
     __tablename__ = "timeline_entry"
-    __table_args__ = (Index("ix_timeline_entry_contact_time", "contact_id", "occurred_at", "id"),)
+    __table_args__ = (
+        Index("ix_timeline_entry_contact_time", "contact_id", "occurred_at", "id"),
+        # One per filter: a filtered page is an equality on the first two columns and then the same
+        # keyset walk as an unfiltered one, served in order by the index.
+        Index("ix_timeline_entry_contact_team_time", "contact_id", "team", "occurred_at", "id"),
+        Index("ix_timeline_entry_contact_channel_time", "contact_id", "channel", "occurred_at", "id"),
+        Index("ix_timeline_entry_contact_kind_time", "contact_id", "kind", "occurred_at", "id"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     contact_id: Mapped[uuid.UUID] = mapped_column(Uuid)
@@ -20,6 +27,13 @@ class TimelineEntry(Base):
     event_type: Mapped[str] = mapped_column(String(200))
     source: Mapped[str] = mapped_column(String(200))
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # What the timeline's filters match, as columns rather than inside `properties`, so they are indexed.
+    team: Mapped[str | None] = mapped_column(String(16))
+    """`marketing`, `sales`, `service` or `partner`; null when the event names no team."""
+    channel: Mapped[str | None] = mapped_column(String(32))
+    """A touchpoint's channel; null for entries that are not touchpoints."""
+    kind: Mapped[str] = mapped_column(String(200))
+    """A touchpoint's own type (`page_view`); for any other entry, its event type."""
     properties: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now)
 

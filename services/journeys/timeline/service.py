@@ -6,10 +6,11 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.journeys.db import outbox
+from services.journeys.db import outbox, tables
 from services.journeys.timeline.models import TimelineEntry
-from services.journeys.timeline.repository import TimelineRepository
+from services.journeys.timeline.repository import TimelineFilter, TimelineRepository
 from services.journeys.touchpoints.models import Touchpoint
+from shared.consumer import ConsumerSpec, complete_before
 from shared.db import utc_now
 from shared.events.envelope import Envelope
 from shared.events.touchpoints import TouchpointRecorded
@@ -25,9 +26,13 @@ def record(
     contact_id: uuid.UUID,
     properties: dict[str, Any],
     occurred_at: datetime | None = None,
+    kind: str | None = None,
+    team: str | None = None,
+    channel: str | None = None,
 ) -> None:
     """Add the event to the contact's timeline, at `occurred_at` (a touchpoint's own time), else at the
-    time the event was made."""
+    time the event was made. `kind` is what the `type` filter matches (a touchpoint's own type; by
+    default the event type); `team` and `channel` are what those filters match (null: none)."""
     TimelineRepository(session).append(
         {
             # Derived from the event, so a view rebuilt by replay has the same ids as the live one.
@@ -37,6 +42,9 @@ def record(
             "event_type": envelope.type,
             "source": envelope.source,
             "occurred_at": occurred_at or envelope.time,
+            "team": team,
+            "channel": channel,
+            "kind": kind or envelope.type,
             "properties": properties,
             "recorded_at": utc_now(),
         }
@@ -55,6 +63,9 @@ def record_touchpoint(session: AsyncSession, touchpoint: Touchpoint, *, event_id
             "event_type": TouchpointRecorded.model_fields["type"].default,
             "source": outbox.source,
             "occurred_at": touchpoint.occurred_at,
+            "team": touchpoint.team,
+            "channel": touchpoint.channel,
+            "kind": touchpoint.type,
             "properties": {
                 "channel": touchpoint.channel,
                 "type": touchpoint.type,
@@ -73,9 +84,18 @@ def record_touchpoint(session: AsyncSession, touchpoint: Touchpoint, *, event_id
     )
 
 
-async def timeline(session: AsyncSession, contact_id: uuid.UUID, page: PageRequest) -> Slice[TimelineEntry]:
-    """Oldest first (`repository.OLDEST_FIRST`)."""
-    return await TimelineRepository(session).for_contact(contact_id, page)
+async def timeline(
+    session: AsyncSession, contact_id: uuid.UUID, found: TimelineFilter, page: PageRequest
+) -> Slice[TimelineEntry]:
+    """Oldest first (`repository.OLDEST_FIRST`), only the entries `found` keeps."""
+    return await TimelineRepository(session).for_contact(contact_id, found, page)
+
+
+async def completeness(session: AsyncSession, consumer: ConsumerSpec) -> dict[str, datetime | None]:
+    """Per topic the timeline is built from: the instant before which every event the stream accepted
+    is on the timeline (None while unknown). Read before the entries, so that what it claims was
+    already committed when they are read."""
+    return await complete_before(session, tables.consumer_tables, consumer)
 
 
 async def forget(session: AsyncSession, contact_id: uuid.UUID) -> None:
