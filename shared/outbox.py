@@ -186,8 +186,8 @@ class Outbox:
         self.tables = tables
         self.source = source
 
-    def _row(self, event: Event) -> dict[str, Any]:
-        message = to_message(event, source=self.source)
+    def _row(self, event: Event, event_id: str | None = None) -> dict[str, Any]:
+        message = to_message(event, source=self.source, event_id=event_id)
         return {
             "event_id": message.headers["ce_id"].decode(),
             "event_type": event.event_type(),
@@ -198,9 +198,10 @@ class Outbox:
             "payload": message.value,
         }
 
-    async def add(self, session: AsyncSession, event: Event) -> str:
-        """Stage `event` in the session's transaction; returns the CloudEvents id."""
-        values = self._row(event)
+    async def add(self, session: AsyncSession, event: Event, *, event_id: str | None = None) -> str:
+        """Stage `event` in the session's transaction; returns the CloudEvents id (`event_id` when given:
+        an id derived from what the event announces, for a consumer that must never announce it twice)."""
+        values = self._row(event, event_id)
         table = self.tables.events
         if session.get_bind().dialect.name == "postgresql":
             # Lock the key and insert in one round trip; the lock lasts until this transaction ends.
