@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -46,6 +46,15 @@ class LifecycleStage(StrEnum):
     OTHER = "other"
 
 
+def _is_none(value: object) -> bool:
+    return value is None
+
+
+def _condition(description: str | None = None) -> Any:
+    """An optional condition of a rule; left out of what a rule reads back as when not given."""
+    return Field(None, description=description, exclude_if=_is_none)
+
+
 class _Rule(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
@@ -53,15 +62,15 @@ class _Rule(BaseModel):
 class TouchpointWhere(_Rule):
     """Equality on further fields of `crm.touchpoint.recorded` (the event carries no free properties)."""
 
-    utm_source: Text | None = None
-    utm_medium: Text | None = None
-    utm_campaign: Text | None = None
-    utm_term: Text | None = None
-    utm_content: Text | None = None
-    currency: CurrencyCode | None = None
-    order_id: Text | None = None
-    revenue: int | None = Field(None, description="In minor units of `currency`.")
-    score: float | None = None
+    utm_source: Text | None = _condition()
+    utm_medium: Text | None = _condition()
+    utm_campaign: Text | None = _condition()
+    utm_term: Text | None = _condition()
+    utm_content: Text | None = _condition()
+    currency: CurrencyCode | None = _condition()
+    order_id: Text | None = _condition()
+    revenue: int | None = _condition("In minor units of `currency`.")
+    score: float | None = _condition()
 
     def conditions(self) -> dict[str, object]:
         return {name: value for name, value in self if value is not None}
@@ -79,21 +88,21 @@ class TouchpointRule(_Rule):
 
     on: Literal["touchpoint"]
     type: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)] | None = (
-        Field(None, description="The touchpoint's `type`, e.g. `webinar_attended`.")
+        _condition("The touchpoint's `type`, e.g. `webinar_attended`.")
     )
-    channel: Channel | None = None
-    stage: Stage | None = None
-    team: Team | None = None
-    campaign: Text | None = None
-    content_id: Text | None = None
-    where: TouchpointWhere | None = None
+    channel: Channel | None = _condition()
+    stage: Stage | None = _condition()
+    team: Team | None = _condition()
+    campaign: Text | None = _condition()
+    content_id: Text | None = _condition()
+    where: TouchpointWhere | None = _condition()
 
 
 class ContactCreatedRule(_Rule):
     """Matches `crm.contact.created`, of any lifecycle stage or of the one given."""
 
     on: Literal["contact_created"]
-    lifecycle_stage: LifecycleStage | None = None
+    lifecycle_stage: LifecycleStage | None = _condition()
 
 
 class LifecycleRule(_Rule):
