@@ -98,11 +98,12 @@ class JourneyAnnouncement(Base):
 class JourneyContactAlias(Base):
     """Contacts that are no more, as this consumer learnt: merged into `survivor_id`, or erased (null).
     Events about them can still arrive from another topic, or by way of a touchpoint the timeline's
-    consumer has not moved or deleted yet; they go to the survivor, or nowhere. Ids only. Built from
-    the stream (consumer `journeys.maps`)."""
+    consumer has not moved or deleted yet; they go to the survivor, or nowhere. Keyed by an id derived
+    from the contact id (`repository.alias_ref`), so an erased person's id is not kept: an event naming
+    it still finds the row. Built from the stream (consumer `journeys.maps`)."""
 
     __tablename__ = "journey_contact_alias"
     __table_args__ = (Index("ix_journey_contact_alias_survivor_id", "survivor_id"),)
 
-    contact_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    contact_ref: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     survivor_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)

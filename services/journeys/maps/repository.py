@@ -16,6 +16,11 @@ from services.journeys.maps.models import (
 from shared.pagination import Keyset, PageRequest, Slice, SortKey, fetch_page
 
 OLDEST_FIRST = Keyset(SortKey(Journey.created_at), SortKey(Journey.id))
+_ALIAS_REFS = uuid.UUID("3d0f6a9e-1c2b-4e7d-8a5f-9b6c4d2e1f07")
+
+
+def alias_ref(contact_id: uuid.UUID) -> uuid.UUID:
+    return uuid.uuid5(_ALIAS_REFS, str(contact_id))
 
 
 class JourneyRepository:
@@ -109,7 +114,7 @@ class ProgressRepository:
             await self.session.execute(delete(table).where(table.contact_id.in_(contact_ids)))
 
     async def alias(self, contact_id: uuid.UUID) -> JourneyContactAlias | None:
-        return await self.session.get(JourneyContactAlias, contact_id, populate_existing=True)
+        return await self.session.get(JourneyContactAlias, alias_ref(contact_id), populate_existing=True)
 
     async def set_alias(self, contact_id: uuid.UUID, survivor_id: uuid.UUID | None) -> None:
         """`contact_id` is now `survivor_id` (None: erased), and so is every contact merged into it."""
@@ -118,4 +123,6 @@ class ProgressRepository:
             .where(JourneyContactAlias.survivor_id == contact_id)
             .values(survivor_id=survivor_id)
         )
-        await self.session.merge(JourneyContactAlias(contact_id=contact_id, survivor_id=survivor_id))
+        await self.session.merge(
+            JourneyContactAlias(contact_ref=alias_ref(contact_id), survivor_id=survivor_id)
+        )

@@ -97,9 +97,9 @@ def upgrade() -> None:
     )
     op.create_table(
         "journey_contact_alias",
-        sa.Column("contact_id", sa.Uuid(), nullable=False),
+        sa.Column("contact_ref", sa.Uuid(), nullable=False),
         sa.Column("survivor_id", sa.Uuid(), nullable=True),
-        sa.PrimaryKeyConstraint("contact_id", name=op.f("pk_journey_contact_alias")),
+        sa.PrimaryKeyConstraint("contact_ref", name=op.f("pk_journey_contact_alias")),
     )
     op.create_index(
         "ix_journey_contact_alias_survivor_id", "journey_contact_alias", ["survivor_id"], unique=False
