@@ -198,9 +198,10 @@ class Outbox:
             "payload": message.value,
         }
 
-    async def add(self, session: AsyncSession, event: Event) -> str:
-        """Stage `event` in the session's transaction; returns the CloudEvents id."""
-        values = self._row(event)
+    async def add(self, session: AsyncSession, event: Event, *, event_id: str | None = None) -> str:
+        """Stage `event` in the session's transaction; returns the CloudEvents id (`event_id` when given:
+        an id derived from what the event announces, for a consumer that must never announce it twice)."""
+        values = self._row(event, event_id)
         table = self.tables.events
         if session.get_bind().dialect.name == "postgresql":
             # Lock the key and insert in one round trip; the lock lasts until this transaction ends.

@@ -5,6 +5,9 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from services.journeys.db import Base, tables
+from services.journeys.maps.endpoints import contacts_router as contact_journeys_router
+from services.journeys.maps.endpoints import router as journeys_router
+from services.journeys.maps.handlers import MAPS_CONSUMER
 from services.journeys.performance.endpoints import router as performance_router
 from services.journeys.settings import JourneysSettings
 from services.journeys.timeline.endpoints import router as timeline_router
@@ -24,8 +27,15 @@ DEFINITION = ServiceDefinition(
     outbox=tables.outbox_tables,
     consumer_tables=tables.consumer_tables,
     access=tables.access,
-    routers=[touchpoints_router, tracking_router, timeline_router, performance_router],
-    consumers=[TIMELINE_CONSUMER],
+    routers=[
+        touchpoints_router,
+        tracking_router,
+        timeline_router,
+        journeys_router,
+        contact_journeys_router,
+        performance_router,
+    ],
+    consumers=[TIMELINE_CONSUMER, MAPS_CONSUMER],
 )
 
 

@@ -16,7 +16,7 @@ SCOPES: Final[dict[str, str]] = {
     "contacts:read": "Read contacts, companies, deals and the rest of the contacts service.",
     "contacts:write": "Create and change contacts, companies and deals.",
     "journeys:read": "Read timelines, journeys and funnels.",
-    "journeys:write": "Send touchpoints and tracking calls.",
+    "journeys:write": "Send touchpoints and tracking calls; define journeys.",
     "referrals:read": "Read programs, affiliates, links, conversions and commissions.",
     "referrals:write": "Manage programs, affiliates, links and commissions.",
     "referrals:postback": "Post conversions server to server.",

@@ -26,6 +26,7 @@ from shared.events.companies import (
 )
 from shared.events.deals import DealCreated, DealDeleted, DealLost, DealStageChanged, DealUpdated, DealWon
 from shared.events.entries import ContactFeedbackRecorded, ContactFeedbackRemoved
+from shared.events.journeys import JourneyStageEntered
 from shared.events.registry import EventRegistry
 from shared.events.touchpoints import TouchpointRecorded, TouchpointResolved
 
@@ -239,5 +240,6 @@ REGISTRY = EventRegistry(
         DealDeleted,
         TouchpointRecorded,
         TouchpointResolved,
+        JourneyStageEntered,
     ]
 )

@@ -99,6 +99,16 @@ TOUCHPOINTS: Final = TopicDefinition(
     event_types=("crm.touchpoint.recorded", "crm.touchpoint.resolved"),
     producers=("journeys",),
 )
+JOURNEYS: Final = TopicDefinition(
+    name="crm.journeys",
+    description=(
+        "Where contacts stand on the journeys defined in the journeys service: each stage a contact "
+        "enters. Derived from the other topics, and kept whole: each event is a fact with its time."
+    ),
+    key="contact id",
+    event_types=("crm.journey.stage_entered",),
+    producers=("journeys",),
+)
 REFERRALS: Final = TopicDefinition(
     name="crm.referrals",
     description="Clicks, conversions, attribution, commissions and rewards.",
@@ -138,7 +148,7 @@ ACCESS: Final = TopicDefinition(
     compacted=True,
 )
 
-ALL: Final = (CONTACTS, DEALS, TOUCHPOINTS, REFERRALS, KPI, PRIVACY, ACCESS)
+ALL: Final = (CONTACTS, DEALS, TOUCHPOINTS, JOURNEYS, REFERRALS, KPI, PRIVACY, ACCESS)
 
 
 def by_name(name: str) -> TopicDefinition:

@@ -30,6 +30,7 @@ def test_domain_topics_and_dead_letters_keep_every_record() -> None:
         "crm.contacts",
         "crm.deals",
         "crm.touchpoints",
+        "crm.journeys",
         "crm.referrals",
         "crm.privacy",
     ]
