@@ -187,25 +187,28 @@ async def test_a_stitched_touchpoint_is_on_the_timeline_once_when_its_own_event_
 async def test_a_touchpoint_recorded_while_its_browser_was_being_linked_is_attached_by_its_event(
     database_url: str, local_bus: EmbeddedBus, tmp_path: Path
 ) -> None:
-    """The recording looked for a link before stitching committed one, and stitching looked for
-    unresolved touchpoints before the recording committed: the touchpoint's own event attaches it."""
+    """The recording looked for a link before stitching (or contacts) committed one, and stitching looked
+    for unresolved touchpoints before the recording committed: the touchpoint's own event attaches it."""
     ada = uuid.uuid4()
     async with journeys_api(database_url, local_bus, tmp_path) as api:
         runtime = api[1]
-        visit = await _record(api, _touchpoint(0, anonymous_id="laptop"))
-        # What the other transaction left behind: the link, and no attachment.
+        email_hash = hasher(runtime).email("ada@example.com")
+        by_browser = await _record(api, _touchpoint(0, anonymous_id="laptop"))
+        by_email = await _record(api, _touchpoint(1, email="ada@example.com"))
+        # What the other transactions left behind: the links, and no attachment.
         async with session_scope(runtime.database) as session:
-            session.add(
-                ContactIdentityLink(kind="anonymous_id", value="laptop", contact_id=ada, linked_at=AT)
+            session.add_all(
+                [
+                    ContactIdentityLink(kind="anonymous_id", value="laptop", contact_id=ada, linked_at=AT),
+                    ContactIdentityLink(kind="email_hash", value=email_hash, contact_id=ada, linked_at=AT),
+                ]
             )
         await _publish_staged(runtime, local_bus)
-        owner = await _owner(api, visit)
+        owners = [await _owner(api, touchpoint) for touchpoint in (by_browser, by_email)]
         timeline = await _timeline(api, ada)
         resolved = await outbox_events(runtime, "crm.touchpoint.resolved")
 
-    assert visit["contact_id"] is None
-    assert owner == str(ada)
-    assert [entry["event_id"] for entry in timeline] == [
-        resolved[0]["touchpoint_id"] and timeline[0]["event_id"]
-    ]
-    assert [event["touchpoint_id"] for event in resolved] == [visit["id"]]
+    assert (by_browser["contact_id"], by_email["contact_id"]) == (None, None)
+    assert owners == [str(ada), str(ada)]
+    assert [entry["occurred_at"][:16] for entry in timeline] == ["2026-11-20T09:00", "2026-11-20T09:01"]
+    assert sorted(event["touchpoint_id"] for event in resolved) == sorted([by_browser["id"], by_email["id"]])
