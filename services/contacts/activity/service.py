@@ -26,16 +26,18 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.contacts.activity.repository import ActivityRepository
-from shared.events.touchpoints import TouchpointRecorded
+from shared.events.touchpoints import TouchpointRecorded, TouchpointResolved
 
 VISIT_GAP = timedelta(minutes=30)
 WEB, PAGE_VIEW, PURCHASE = "web", "page_view", "purchase"
 
 
-async def count(session: AsyncSession, touchpoint: TouchpointRecorded, reporting_currency: str) -> None:
+async def count(
+    session: AsyncSession, touchpoint: TouchpointRecorded | TouchpointResolved, reporting_currency: str
+) -> None:
     """Count the touchpoint on its contact's counters; a change bumps the contact's version (its ETag)."""
     if touchpoint.contact_id is None:
-        return  # not resolved when it was recorded
+        return  # not resolved when it was recorded: it counts when `crm.touchpoint.resolved` comes
     contact = await ActivityRepository(session).contact_for_update(touchpoint.contact_id)
     if contact is None or contact.erased_at is not None:
         return

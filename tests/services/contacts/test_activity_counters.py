@@ -25,7 +25,7 @@ from shared.bus.base import EventBus, Message
 from shared.bus.embedded import EmbeddedBus
 from shared.events import topics
 from shared.events.envelope import to_message
-from shared.events.touchpoints import TouchpointRecorded
+from shared.events.touchpoints import TouchpointRecorded, TouchpointResolved
 from shared.replay import ReplayRefused, replay_consumer
 from shared.runtime import ServiceRuntime
 from shared.testing.apps import service_client
@@ -74,7 +74,7 @@ def touchpoint(
 
 
 async def journeys_say(
-    runtime: ServiceRuntime, bus: EmbeddedBus, *events: TouchpointRecorded | Message
+    runtime: ServiceRuntime, bus: EmbeddedBus, *events: TouchpointRecorded | TouchpointResolved | Message
 ) -> list[Message]:
     """Publish touchpoint events as journeys would, and wait until the counters consumer settled them."""
     messages = [
@@ -128,8 +128,14 @@ async def test_visits_purchases_revenue_and_the_latest_activity_follow_the_rules
     # The relay sent the euro purchase again (the same CloudEvents id, a new offset): it counts once.
     await journeys_say(runtime, local_bus, published[6], published[6])
 
+    # The unresolved purchase, stitched to Ada later: it counts now, once.
+    resolved = TouchpointResolved.model_validate(
+        events[-1].model_dump(exclude={"type"}) | {"contact_id": ada}
+    )
+    await journeys_say(runtime, local_bus, resolved)
+
     after = await client.get(f"/v1/contacts/{ada}")
-    assert counters(after.json()) == (2, 4, 12900, {"USD": 750}, "2026-11-20T12:20:00Z")
+    assert counters(after.json()) == (2, 5, 12999, {"USD": 750}, "2026-11-20T14:00:00Z")
     assert after.headers["etag"] != before.headers["etag"], "the counters are part of the contact's version"
     assert (await stored(runtime, ada)).last_web_activity_at == T0 + timedelta(minutes=80)
 
