@@ -1,11 +1,14 @@
-"""The bare FastAPI endpoint `POST /v1/contacts` is compared with: it validates the same kind of body
-and answers 201, with no database, no bus and no middleware. Served by uvicorn in a process of its own:
+"""The bare FastAPI endpoints `POST /v1/contacts` and `POST /v1/track` are compared with: each validates
+the same kind of body (the track call with the product's own model) and answers, with no database, no
+bus and no middleware. Served by uvicorn in a process of its own:
 `uvicorn services.bench.baseline_app:app`."""
 
 from __future__ import annotations
 
 from fastapi import FastAPI, status
 from pydantic import BaseModel, EmailStr
+
+from services.journeys.tracking.schemas import Accepted, TrackCall
 
 app = FastAPI(title="bare endpoint")
 
@@ -19,6 +22,11 @@ class ContactBody(BaseModel):
 @app.post("/v1/contacts", status_code=status.HTTP_201_CREATED)
 async def create_contact(body: ContactBody) -> ContactBody:
     return body
+
+
+@app.post("/v1/track")
+async def track(body: TrackCall) -> Accepted:
+    return Accepted()
 
 
 @app.get("/healthz")

@@ -1,14 +1,17 @@
-"""Closed-loop HTTP throughput with `wrk`: each request creates a contact with an email of its own."""
+"""Closed-loop HTTP throughput with `wrk`: each request creates a contact with an email of its own, or
+sends a Segment `track` call with a message id of its own."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import math
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from services.bench.servers import BENCH_API_KEY
 
@@ -18,16 +21,26 @@ _SCRIPT = """
 local prefix = "bench"
 local counter = 0
 local auth = ""
+local kind = "contact"
 
 function init(args)
   prefix = args[1] or prefix
-  auth = "Bearer " .. (args[2] or "")
+  auth = args[2] or ""
+  kind = args[3] or kind
 end
 
 function request()
   counter = counter + 1
-  local body = string.format(
-    '{"email":"%s-%d@example.com","first_name":"Ada","source":"bench"}', prefix, counter)
+  local body
+  if kind == "track" then
+    body = string.format(
+      '{"type":"track","anonymousId":"%s-%d","messageId":"%s-%d","event":"Pricing Viewed",' ..
+      '"properties":{"path":"/pricing","plan":"team"},"context":{"page":{"path":"/pricing"}}}',
+      prefix, counter % 1000, prefix, counter)
+  else
+    body = string.format(
+      '{"email":"%s-%d@example.com","first_name":"Ada","source":"bench"}', prefix, counter)
+  end
   return wrk.format("POST", nil, {["Content-Type"] = "application/json", ["Authorization"] = auth}, body)
 end
 
@@ -66,8 +79,21 @@ def require_wrk() -> str:
 
 
 async def run_wrk(
-    url: str, *, duration_s: float, connections: int, threads: int = 1, email_prefix: str
+    url: str,
+    *,
+    duration_s: float,
+    connections: int,
+    threads: int = 1,
+    email_prefix: str,
+    body: Literal["contact", "track"] = "contact",
 ) -> WrkResult:
+    """`body`: a contact to create, or a track call, sent as tracking libraries do (the key as HTTP
+    Basic user name). `email_prefix` makes the emails or message ids of one run unique."""
+    authorization = (
+        "Basic " + base64.b64encode(f"{BENCH_API_KEY}:".encode()).decode()
+        if body == "track"
+        else f"Bearer {BENCH_API_KEY}"
+    )
     with tempfile.TemporaryDirectory(prefix="crm-bench-wrk-") as scratch:
         script = Path(scratch) / "create_contact.lua"
         script.write_text(_SCRIPT)
@@ -84,7 +110,8 @@ async def run_wrk(
             url,
             "--",
             email_prefix,
-            BENCH_API_KEY,
+            authorization,
+            body,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
         )

@@ -12,11 +12,13 @@ from services.bench.scenarios import (
     relay_throughput,
     timeline_pages,
     touchpoint_to_timeline,
+    track_ingest,
 )
 from services.bench.scenarios.base import Scenario
 
 SCENARIOS: list[Scenario] = [
     create_contact.SCENARIO,
+    track_ingest.SCENARIO,
     batch_upsert.SCENARIO,
     contact_search.SCENARIO,
     timeline_pages.SCENARIO,

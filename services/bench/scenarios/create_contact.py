@@ -19,7 +19,8 @@ def _listen(port: int) -> list[str]:
     return ["--host", "127.0.0.1", "--port", str(port), "--log-level", "info"]
 
 
-def _bare_endpoint(ctx: ModeContext) -> tuple[ServerProcess, str]:
+def bare_endpoint(ctx: ModeContext, scenario: str) -> tuple[ServerProcess, str]:
+    """The bare FastAPI app (`services.bench.baseline_app`) in a uvicorn process of its own; its base URL."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     # Same uvicorn settings as `crm dev` / `crm serve`: defaults, log level INFO (access log on).
@@ -27,10 +28,10 @@ def _bare_endpoint(ctx: ModeContext) -> tuple[ServerProcess, str]:
         "bare FastAPI",
         [sys.executable, "-m", "uvicorn", "services.bench.baseline_app:app", *_listen(port)],
         env=child_environment({}),
-        log_path=ctx.deployment.log_dir / f"{ctx.mode}-{NAME}-bare-fastapi.log",
+        log_path=ctx.deployment.log_dir / f"{ctx.mode}-{scenario}-bare-fastapi.log",
         health_url=f"{base}/healthz",
     )
-    return server, f"{base}/v1/contacts"
+    return server, base
 
 
 async def _load(ctx: ModeContext, url: str, who: str) -> WrkResult:
@@ -50,7 +51,7 @@ async def _load(ctx: ModeContext, url: str, who: str) -> WrkResult:
         )
 
 
-def _details(result: WrkResult) -> dict[str, float | int | str]:
+def wrk_details(result: WrkResult) -> dict[str, float | int | str]:
     return {
         "requests": result.requests,
         "non_2xx": result.non_2xx,
@@ -62,9 +63,9 @@ def _details(result: WrkResult) -> dict[str, float | int | str]:
 
 
 async def run(ctx: ModeContext) -> list[Figure]:
-    bare_server, bare_url = _bare_endpoint(ctx)
+    bare_server, bare_base = bare_endpoint(ctx, NAME)
     async with ctx.serving(NAME, [bare_server]):
-        baseline = await _load(ctx, bare_url, "bare FastAPI")
+        baseline = await _load(ctx, f"{bare_base}/v1/contacts", "bare FastAPI")
 
     product = await ctx.deployment.product(NAME)
     async with ctx.serving(NAME, product.servers):
@@ -74,8 +75,8 @@ async def run(ctx: ModeContext) -> list[Figure]:
     notes = []
     if subject.non_2xx or subject.socket_errors:
         notes.append(f"{subject.non_2xx} non-2xx responses, {subject.socket_errors} socket errors")
-    details = {f"subject_{k}": v for k, v in _details(subject).items()}
-    details.update({f"baseline_{k}": v for k, v in _details(baseline).items()})
+    details = {f"subject_{k}": v for k, v in wrk_details(subject).items()}
+    details.update({f"baseline_{k}": v for k, v in wrk_details(baseline).items()})
     return [
         Figure(
             NAME,
