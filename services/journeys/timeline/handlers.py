@@ -18,8 +18,10 @@ from shared.consumer import ConsumerSpec
 from shared.db import utc_now
 from shared.events import topics
 from shared.events.catalog import (
+    ContactConsentChanged,
     ContactCreated,
     ContactErased,
+    ContactLifecycleChanged,
     ContactMerged,
     ContactUpdated,
     ErasureConfirmed,
@@ -41,6 +43,7 @@ async def on_contact_created(session: AsyncSession, envelope: Envelope) -> None:
         session,
         envelope,
         contact_id=event.contact_id,
+        occurred_at=event.created_at,
         properties={"lifecycle_stage": event.lifecycle_stage, "source": event.source},
     )
 
@@ -56,10 +59,43 @@ async def on_contact_updated(session: AsyncSession, envelope: Envelope) -> None:
         session,
         envelope,
         contact_id=event.contact_id,
+        occurred_at=event.updated_at,
         # As the event has them: values only where they are not personal data.
         properties={
             "changed_fields": list(event.changed_fields),
             "changes": {name: change.model_dump() for name, change in event.changes.items()},
+        },
+    )
+
+
+async def on_lifecycle_changed(session: AsyncSession, envelope: Envelope) -> None:
+    event = envelope.event
+    assert isinstance(event, ContactLifecycleChanged)
+    service.record(
+        session,
+        envelope,
+        contact_id=event.contact_id,
+        occurred_at=event.changed_at,
+        properties={"from_stage": event.from_stage, "to_stage": event.to_stage, "actor": event.actor},
+    )
+
+
+async def on_consent_changed(session: AsyncSession, envelope: Envelope) -> None:
+    event = envelope.event
+    assert isinstance(event, ContactConsentChanged)
+    service.record(
+        session,
+        envelope,
+        contact_id=event.contact_id,
+        occurred_at=event.changed_at,
+        # The proof stays in contacts; what changed, and whether marketing may reach the person now.
+        properties={
+            "kind": event.kind,
+            "purpose": event.purpose,
+            "list_key": event.list_key,
+            "status": event.status,
+            "source": event.source,
+            "marketing_allowed": event.marketing_allowed,
         },
     )
 
@@ -74,6 +110,7 @@ async def on_contact_merged(session: AsyncSession, envelope: Envelope) -> None:
         session,
         envelope,
         contact_id=event.contact_id,
+        occurred_at=event.merged_at,
         properties={"merged_contact_id": str(event.merged_contact_id), "merge_id": str(event.merge_id)},
     )
 
@@ -138,6 +175,8 @@ TIMELINE_CONSUMER = ConsumerSpec(
     handlers={
         ContactCreated: on_contact_created,
         ContactUpdated: on_contact_updated,
+        ContactLifecycleChanged: on_lifecycle_changed,
+        ContactConsentChanged: on_consent_changed,
         ContactMerged: on_contact_merged,
         ContactErased: on_contact_erased,
         TouchpointRecorded: on_touchpoint_recorded,

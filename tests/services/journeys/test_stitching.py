@@ -101,7 +101,7 @@ async def test_an_anonymous_visitor_joins_the_contact_once_contacts_names_the_em
                 contact_id=ada,
                 lifecycle_stage="lead",
                 email_hashes=[hasher(runtime).email("ada@example.com")],
-                created_at=AT,
+                created_at=AT + timedelta(hours=1),
             ),
         )
         after = [await _owner(api, t) for t in (*articles, signup, later)]

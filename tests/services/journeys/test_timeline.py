@@ -16,7 +16,15 @@ from services.journeys.db import tables
 from services.journeys.timeline.handlers import TIMELINE_CONSUMER
 from shared.bus.embedded import EmbeddedBus
 from shared.events import topics
-from shared.events.catalog import ContactCreated, ContactErased, ContactMerged, ContactUpdated, ValueChange
+from shared.events.catalog import (
+    ContactConsentChanged,
+    ContactCreated,
+    ContactErased,
+    ContactLifecycleChanged,
+    ContactMerged,
+    ContactUpdated,
+    ValueChange,
+)
 from shared.events.envelope import to_message
 from shared.testing.apps import service_client
 from shared.testing.consumers import wait_until_caught_up
@@ -229,3 +237,64 @@ async def test_an_erasure_that_arrives_before_the_merge_still_erases_the_merged_
     assert timelines[bystander] == ["crm.contact.created"]
     # Only the merge's own entry: the survivor's creation and the merged one's were erased.
     assert timelines[survivor] == ["crm.contact.merged"]
+
+
+async def test_lifecycle_and_consent_changes_are_on_the_timeline_at_their_time(
+    database_url: str, local_bus: EmbeddedBus, tmp_path: Path
+) -> None:
+    ada = uuid.uuid4()
+    at = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+    events = [
+        ContactCreated(contact_id=ada, lifecycle_stage="lead", created_at=at),
+        ContactConsentChanged(
+            contact_id=ada,
+            kind="consent",
+            purpose="email_marketing",
+            status="granted",
+            source="signup_form",
+            marketing_allowed=True,
+            changed_at=at + timedelta(minutes=1),
+        ),
+        ContactLifecycleChanged(
+            contact_id=ada,
+            from_stage="lead",
+            to_stage="mql",
+            actor="key-1",
+            changed_at=at + timedelta(days=2),
+        ),
+    ]
+    async with service_client(DEFINITION, database_url=database_url, bus=local_bus, data_dir=tmp_path) as (
+        client,
+        runtime,
+    ):
+        # Published late, as a relay that was down would: each sits where it happened.
+        await local_bus.publish(
+            [to_message(event, source="/crm/contacts", time=at + timedelta(days=3)) for event in events]
+        )
+        await wait_until_caught_up(
+            runtime.database,
+            DEFINITION.consumer_tables,
+            TIMELINE_CONSUMER.name,
+            local_bus,
+            [topics.CONTACTS.name],
+        )
+        items = (await client.get(f"/v1/contacts/{ada}/timeline")).json()["items"]
+        lifecycle = (
+            await client.get(f"/v1/contacts/{ada}/timeline", params={"type": "crm.contact.lifecycle_changed"})
+        ).json()["items"]
+
+    assert [(item["event_type"], item["occurred_at"]) for item in items] == [
+        ("crm.contact.created", "2026-11-20T09:00:00Z"),
+        ("crm.contact.consent_changed", "2026-11-20T09:01:00Z"),
+        ("crm.contact.lifecycle_changed", "2026-11-22T09:00:00Z"),
+    ]
+    assert items[1]["properties"] == {
+        "kind": "consent",
+        "purpose": "email_marketing",
+        "list_key": None,
+        "status": "granted",
+        "source": "signup_form",
+        "marketing_allowed": True,
+    }
+    assert items[2]["properties"] == {"from_stage": "lead", "to_stage": "mql", "actor": "key-1"}
+    assert [item["event_type"] for item in lifecycle] == ["crm.contact.lifecycle_changed"]

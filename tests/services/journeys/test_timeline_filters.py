@@ -65,7 +65,7 @@ async def test_each_filter_alone_together_and_across_pages(
 ) -> None:
     ada = uuid.uuid4()
     async with journeys_api(database_url, local_bus, tmp_path, relay=True) as (client, runtime):
-        created = ContactCreated(contact_id=ada, lifecycle_stage="lead", created_at=AT)
+        created = ContactCreated(contact_id=ada, lifecycle_stage="lead", created_at=AT - timedelta(hours=1))
         await contacts_say(runtime, local_bus, created, at=AT - timedelta(hours=1))
         await _seeded(client, ada)
         url = f"/v1/contacts/{ada}/timeline"

@@ -160,9 +160,8 @@ async def test_an_identified_visitor_joins_the_contact_and_traits_stay_off_the_s
                 contact_id=ada,
                 lifecycle_stage="lead",
                 email_hashes=[hasher(runtime).email("ada@example.com")],
-                created_at=AT,
+                created_at=AT - timedelta(minutes=1),
             ),
-            at=AT - timedelta(minutes=1),
         )
         await _send(
             api,
