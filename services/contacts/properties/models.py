@@ -1,3 +1,4 @@
+import math
 import uuid
 from datetime import date, datetime
 from typing import Any
@@ -57,6 +58,14 @@ class CustomValue(Base):
     value_text: Mapped[str | None] = mapped_column(String(1000))
     value_number: Mapped[float | None] = mapped_column(Float)
     value_date: Mapped[date | None] = mapped_column(Date)
+
+
+def fits_float(value: float) -> bool:
+    """Whether a number fits `value_number`: JSON allows integers of any size, a float column does not."""
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
 
 
 def stored_columns(value: Any) -> dict[str, Any]:

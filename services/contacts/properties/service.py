@@ -6,7 +6,6 @@ in the list is an `InvalidValue` naming `properties.<key>`, which the edge answe
 
 from __future__ import annotations
 
-import math
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -15,7 +14,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.contacts.properties.models import PropertyDefinition
+from services.contacts.properties.models import PropertyDefinition, fits_float
 from services.contacts.properties.repository import PropertyRepository
 from services.contacts.properties.schemas import ObjectType, PropertyCreate, PropertyPatch, PropertyType
 from shared.errors import AlreadyExists, InvalidValue, NotFound
@@ -106,8 +105,8 @@ def check_value(definition: PropertyDefinition, value: Any) -> CheckedValue:
             raise InvalidValue(field, f"{definition.key} takes a string of at most {MAX_STRING} characters.")
         return CheckedValue(value, [value])
     if kind is PropertyType.NUMBER:
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            raise InvalidValue(field, f"{definition.key} takes a number.")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not fits_float(value):
+            raise InvalidValue(field, f"{definition.key} takes a finite number within ±1.8e308.")
         return CheckedValue(value, [value])
     if kind is PropertyType.BOOL:
         if not isinstance(value, bool):

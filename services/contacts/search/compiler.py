@@ -10,7 +10,6 @@ is in the request (`filter.and.1.value`).
 
 from __future__ import annotations
 
-import math
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, exists, not_, or_, select, true
 from sqlalchemy.orm import InstrumentedAttribute, aliased
 
-from services.contacts.properties.models import CustomValue, PropertyDefinition
+from services.contacts.properties.models import CustomValue, PropertyDefinition, fits_float
 from services.contacts.properties.schemas import ObjectType, PropertyType
 from services.contacts.search.lists import one_of, utc_day
 from services.contacts.search.schemas import Filter, Operator, Sort, SortDirection
@@ -131,8 +130,8 @@ class FilterCompiler:
             text = raw.lower() if lower else raw
             return _Bound(text, text)
         if kind is Kind.NUMBER:
-            if isinstance(raw, bool) or not isinstance(raw, int | float) or not math.isfinite(raw):
-                raise InvalidValue(path, "Expected a number.")
+            if isinstance(raw, bool) or not isinstance(raw, int | float) or not fits_float(raw):
+                raise InvalidValue(path, "Expected a finite number within ±1.8e308.")
             return _Bound(float(raw), float(raw))
         if kind is Kind.BOOL:
             if not isinstance(raw, bool):

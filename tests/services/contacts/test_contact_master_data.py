@@ -150,6 +150,7 @@ async def test_a_contact_holds_identity_descriptive_and_custom_data_and_publishe
         ({"email": "bob@example.com", "emails": ["not-an-email"]}, "emails.0"),
         ({"email": "bob@example.com", "properties": {"unknown": 1}}, "properties.unknown"),
         ({"email": "bob@example.com", "properties": {"score": "high"}}, "properties.score"),
+        ({"email": "bob@example.com", "properties": {"score": 10**400}}, "properties.score"),  # no float
         ({"email": "bob@example.com", "properties": {"plan": "gold"}}, "properties.plan"),
         ({"email": "bob@example.com", "properties": {"interests": ["ai", "vr"]}}, "properties.interests"),
         ({"email": "bob@example.com", "properties": {"renewal": "soon"}}, "properties.renewal"),

@@ -669,6 +669,7 @@ async def test_custom_enums_multi_enums_and_bools(world: World) -> None:
         (_cond("properties.vip", "eq", 1), "filter.value"),
         (_cond("properties.vip", "gt", False), "filter.op"),
         (_cond("properties.vip", "contains", "t"), "filter.op"),
+        (_cond("properties.score", "gt", 10**400), "filter.value"),  # beyond what a float holds
     ]
     for condition, place in refusals:
         await _refused(world.client, {"filter": condition}, place)
