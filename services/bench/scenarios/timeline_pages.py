@@ -61,7 +61,19 @@ CHANNELS = ("web", "email", "social_ad", "search", "webinar", "event", "meeting"
 TYPES = ("page_view", "email_opened", "ad_clicked", "search_click", "webinar_attended", "demo_booked")
 STAGES = ("awareness", "consideration", "decision", "purchase", "retention")
 
-COLUMNS = ("id", "contact_id", "event_id", "event_type", "source", "occurred_at", "properties", "recorded_at")
+COLUMNS = (
+    "id",
+    "contact_id",
+    "event_id",
+    "event_type",
+    "source",
+    "occurred_at",
+    "team",
+    "channel",
+    "kind",
+    "properties",
+    "recorded_at",
+)
 
 
 def _chunks(contact_id: uuid.UUID, size: int) -> Iterator[list[dict[str, Any]]]:
@@ -74,6 +86,7 @@ def _chunks(contact_id: uuid.UUID, size: int) -> Iterator[list[dict[str, Any]]]:
     for number in range(size):
         occurred = newest - HISTORY + step * (number + 1)
         channel = rng.choice(CHANNELS)
+        kind = rng.choice(TYPES)
         chunk.append(
             {
                 "id": uuid.UUID(int=rng.getrandbits(128), version=4),
@@ -82,9 +95,13 @@ def _chunks(contact_id: uuid.UUID, size: int) -> Iterator[list[dict[str, Any]]]:
                 "event_type": TouchpointRecorded.event_type(),
                 "source": JOURNEYS_SOURCE,
                 "occurred_at": occurred,
+                # The filter columns, as the consumer fills them from the event.
+                "team": "marketing",
+                "channel": channel,
+                "kind": kind,
                 "properties": {
                     "channel": channel,
-                    "type": rng.choice(TYPES),
+                    "type": kind,
                     "stage": rng.choice(STAGES),
                     "team": "marketing",
                     "campaign": f"campaign-{number % 40}",
