@@ -11,6 +11,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -131,11 +132,11 @@ def topic() -> str:
 Launcher = Callable[..., dict[str, str]]
 
 
-@pytest.fixture
-def launch(tmp_path: Path) -> Iterator[Launcher]:
+@contextmanager
+def launching(folder: Path) -> Iterator[Launcher]:
     """Start `crm serve <service>` processes with the given env; returns each one's base URL.
 
-    Every process is stopped at the end; each one's output is in `<tmp_path>/<service>.log`.
+    Every process is stopped on leaving; each one's output is in `<folder>/<service>.log`.
     """
     started: list[CrmProcess] = []
 
@@ -147,7 +148,7 @@ def launch(tmp_path: Path) -> Iterator[Launcher]:
             process = CrmProcess(
                 ["serve", service, "--port", str(port)],
                 env=env,
-                log_path=tmp_path / f"{service}.log",
+                log_path=folder / f"{service}.log",
                 health_url=f"{base}/healthz",
             )
             started.append(process)
@@ -155,6 +156,15 @@ def launch(tmp_path: Path) -> Iterator[Launcher]:
             urls[service] = base
         return urls
 
-    yield start
-    for process in reversed(started):
-        process.stop()
+    try:
+        yield start
+    finally:
+        for process in reversed(started):
+            process.stop()
+
+
+@pytest.fixture
+def launch(tmp_path: Path) -> Iterator[Launcher]:
+    """`launching` for one test, its logs in the test's `tmp_path`."""
+    with launching(tmp_path) as start:
+        yield start

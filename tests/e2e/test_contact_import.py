@@ -7,7 +7,6 @@ import csv
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,6 @@ import pytest
 
 from shared.testing.apps import ADMIN_HEADERS, TEST_BOOTSTRAP_KEY
 from shared.testing.distributed import distributed_env
-from shared.testing.processes import CrmProcess, free_port
 from tests.conftest import Launcher
 
 CRM = Path(sys.executable).with_name("crm")
@@ -145,21 +143,6 @@ def check_a_dry_run_then_the_import(contacts: Contacts, url: str, folder: Path) 
 
     again = _import(url, people, *_maps(*PEOPLE_MAP))
     assert "5 rows: 0 created, 0 updated, 2 unchanged, 3 refused" in again.stdout
-
-
-@pytest.fixture(scope="module")
-def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`crm dev` for the module's tests: its root URL (contacts is under /contacts)."""
-    folder = tmp_path_factory.mktemp("embedded")
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    with CrmProcess(
-        ["dev", "--port", str(port), "--data-dir", str(folder / "var")],
-        env={"CRM_BOOTSTRAP_API_KEY": TEST_BOOTSTRAP_KEY},
-        log_path=folder / "dev.log",
-        health_url=f"{base}/healthz",
-    ):
-        yield base
 
 
 @pytest.mark.e2e
