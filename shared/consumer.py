@@ -313,6 +313,11 @@ class ConsumerRunner:
 
     # --- positions and event ids ------------------------------------------------------------------
 
+    async def positions(self) -> Positions:
+        """The stored positions, read in a session of their own."""
+        async with self.database.sessionmaker() as session:
+            return await self._load_positions(session)
+
     async def _load_positions(self, session: AsyncSession) -> Positions:
         return await stored_positions(session, self.tables, self.spec.name)
 
@@ -658,7 +663,11 @@ class ConsumerRunner:
         async def advance() -> None:
             async with session_scope(self.database) as session:
                 before = await self._load_positions(session)
-                forward = {p: offset for p, offset in positions.items() if offset > before.get(p, 0)}
+                # A partition without a row gets one, even at 0: a stored position is what the
+                # consumer starts from, where the group's offset would otherwise decide.
+                forward = {
+                    p: offset for p, offset in positions.items() if p not in before or offset > before[p]
+                }
                 await self._save_positions(session, before, forward)
 
         await self._until_available(advance)
@@ -696,7 +705,9 @@ class ConsumerRunner:
         backoff = self.base_backoff_s
         next_prune = time.monotonic()
         while not stop.is_set():
-            consumer = self.bus.consumer(self.spec.name, self.spec.topic_names)
+            # From the stored positions, not the group's offsets: a database restored to an earlier state
+            # reads again what it lost, and one ahead of the group skips what it applied.
+            consumer = self.bus.consumer(self.spec.name, self.spec.topic_names, start_at=self.positions)
             uncommitted: dict[tuple[str, int], Record] = {}
             try:
                 # Created from their definitions (retention, min ISR) before anything subscribes.

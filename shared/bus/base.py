@@ -8,7 +8,7 @@ A new consumer group starts from the beginning of its topics.
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Self
@@ -66,6 +66,10 @@ class MessageRefused(Exception):
 
 
 PartitionOffsets = dict[tuple[str, int], int]
+
+
+StartPositions = Callable[[], Awaitable[Mapping[tuple[str, int], int]]]
+"""The positions a member starts from, (topic, partition) → next offset, read when it needs them."""
 
 
 class Consumer(abc.ABC):
@@ -136,5 +140,10 @@ class EventBus(abc.ABC):
         """The offset the next record of each partition of `topics` will get (for progress and lag)."""
 
     @abc.abstractmethod
-    def consumer(self, group: str, topics: Sequence[str]) -> Consumer:
-        """A new member of `group` reading `topics`."""
+    def consumer(
+        self, group: str, topics: Sequence[str], *, start_at: StartPositions | None = None
+    ) -> Consumer:
+        """A new member of `group` reading `topics`. Where `start_at` names a partition's position, the
+        member reads from there whenever the partition becomes its own, not from the group's committed
+        offset: a consumer whose own store keeps its positions (and may have been restored to an
+        earlier state) reads again what that store has not seen."""

@@ -26,6 +26,7 @@ from shared.bus.base import (
     MessageRefused,
     PartitionOffsets,
     Record,
+    StartPositions,
     TopicConfig,
 )
 
@@ -207,8 +208,10 @@ class EmbeddedBus(EventBus):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._published.wait(), timeout_s)
 
-    def consumer(self, group: str, topics: Sequence[str]) -> Consumer:
-        return EmbeddedConsumer(self, group, topics)
+    def consumer(
+        self, group: str, topics: Sequence[str], *, start_at: StartPositions | None = None
+    ) -> Consumer:
+        return EmbeddedConsumer(self, group, topics, start_at)
 
     async def end_offsets(self, topics: Sequence[str]) -> PartitionOffsets:
         ends: PartitionOffsets = {}
@@ -223,10 +226,14 @@ class EmbeddedBus(EventBus):
 
 
 class EmbeddedConsumer(Consumer):
-    def __init__(self, bus: EmbeddedBus, group: str, topics: Sequence[str]) -> None:
+    def __init__(
+        self, bus: EmbeddedBus, group: str, topics: Sequence[str], start_at: StartPositions | None = None
+    ) -> None:
         self.bus = bus
         self.group = group
         self.topics = list(topics)
+        self.start_at = start_at
+        self._start: Mapping[tuple[str, int], int] = {}
         self.member = uuid.uuid4().hex
         # The member's read position runs ahead of the committed one until it commits.
         self._positions: dict[str, int] = {}
@@ -236,6 +243,9 @@ class EmbeddedConsumer(Consumer):
 
     async def start(self) -> None:
         await self.bus.ensure_topics(self.topics)
+        # Read once: after a takeover the member starts from these again, and what the store applied
+        # since is skipped by the store's own positions.
+        self._start = await self.start_at() if self.start_at is not None else {}
         self._positions = {}
         self._held = set()
         self._lease_renewed_ms = 0
@@ -290,7 +300,8 @@ class EmbeddedConsumer(Consumer):
                 if topic in self._held:
                     continue
                 if topic not in self._positions:
-                    self._positions[topic] = await self._committed(topic)
+                    start = self._start.get((topic, 0))
+                    self._positions[topic] = start if start is not None else await self._committed(topic)
                 async with self.bus.connection.execute(
                     "SELECT offset, key, value, headers, timestamp_ms FROM records"
                     " WHERE topic = ? AND offset >= ? ORDER BY offset LIMIT ?",

@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import (
     InvalidTopicError,
@@ -28,6 +29,7 @@ from shared.bus.base import (
     MessageRefused,
     PartitionOffsets,
     Record,
+    StartPositions,
     TopicConfig,
 )
 
@@ -272,21 +274,43 @@ class KafkaBus(EventBus):
             if isinstance(result, BaseException):
                 raise result
 
-    def consumer(self, group: str, topics: Sequence[str]) -> Consumer:
-        return KafkaConsumer(self, group, topics)
+    def consumer(
+        self, group: str, topics: Sequence[str], *, start_at: StartPositions | None = None
+    ) -> Consumer:
+        return KafkaConsumer(self, group, topics, start_at)
+
+
+class _StartWhereTheStoreSays(ConsumerRebalanceListener):  # type: ignore[misc]
+    """On each assignment, moves the member to the positions its store keeps, where it keeps one."""
+
+    def __init__(self, consumer: AIOKafkaConsumer, start_at: StartPositions) -> None:
+        self.consumer = consumer
+        self.start_at = start_at
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        return None
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        positions = await self.start_at()
+        for partition in assigned:
+            offset = positions.get((partition.topic, partition.partition))
+            if offset is not None:
+                self.consumer.seek(partition, offset)
 
 
 class KafkaConsumer(Consumer):
-    def __init__(self, bus: KafkaBus, group: str, topics: Sequence[str]) -> None:
+    def __init__(
+        self, bus: KafkaBus, group: str, topics: Sequence[str], start_at: StartPositions | None = None
+    ) -> None:
         self.bus = bus
         self.group = group
         self.topics = list(topics)
+        self.start_at = start_at
         self._consumer: AIOKafkaConsumer | None = None
 
     async def start(self) -> None:
         await self.bus.ensure_topics(self.topics)
         consumer = AIOKafkaConsumer(
-            *self.topics,
             bootstrap_servers=self.bus.bootstrap_servers,
             client_id=f"{self.bus.client_id}-{self.group}",
             group_id=self.group,
@@ -295,6 +319,10 @@ class KafkaConsumer(Consumer):
             request_timeout_ms=max(self.bus.request_timeout_ms, 40_000),
             metadata_max_age_ms=5_000,
         )
+        if self.start_at is None:
+            consumer.subscribe(self.topics)
+        else:
+            consumer.subscribe(self.topics, listener=_StartWhereTheStoreSays(consumer, self.start_at))
         try:
             await consumer.start()
         except BaseException as exc:  # also on cancellation: an unclosed client leaks sockets
