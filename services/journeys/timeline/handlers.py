@@ -177,17 +177,17 @@ async def on_deal_changed(session: AsyncSession, envelope: Envelope) -> None:
     timeline. Won and lost come with a stage change that is there already, so they add no entry."""
     event = envelope.event
     assert isinstance(event, DealSnapshot)
-    contact_ids = await service.learn_deal(session, event)
+    contacts = await service.learn_deal(session, event)
     if not isinstance(event, DealStageChanged):
         return
-    for contact_id in contact_ids:
+    for contact_id, named in sorted(contacts.items()):
         service.record(
             session,
             envelope,
             contact_id=contact_id,
             occurred_at=event.changed_at,
             team="sales",
-            per_contact=True,
+            named=named,
             # Ids and codes: no deal name, note or reason text is on the stream to begin with.
             properties={
                 "deal_id": str(event.deal_id),

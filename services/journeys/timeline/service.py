@@ -21,10 +21,11 @@ from shared.pagination import PageRequest, Slice
 _ENTRY_IDS = uuid.UUID("6f1d3c2a-8f0e-4c55-9d59-3b0a3d1e7c11")
 
 
-def _entry_id(event_id: str, contact_id: uuid.UUID | None = None) -> uuid.UUID:
-    """Derived from the event, so a view rebuilt by replay has the same ids as the live one; from the
-    contact too when one event goes on several timelines (`per_contact`)."""
-    return uuid.uuid5(_ENTRY_IDS, event_id if contact_id is None else f"{event_id}/{contact_id}")
+def _entry_id(event_id: str, named: uuid.UUID | None = None) -> uuid.UUID:
+    """Derived from the event, so a view rebuilt by replay has the same ids as the live one; when one
+    event goes on several timelines, from the contact id it named too. Named, not resolved: an entry
+    made before a merge and moved by it keeps the id it would have had if the merge came first."""
+    return uuid.uuid5(_ENTRY_IDS, event_id if named is None else f"{event_id}/{named}")
 
 
 def record(
@@ -37,15 +38,16 @@ def record(
     kind: str | None = None,
     team: str | None = None,
     channel: str | None = None,
-    per_contact: bool = False,
+    named: uuid.UUID | None = None,
 ) -> None:
     """Add the event to the contact's timeline, at `occurred_at` (a touchpoint's own time), else at the
     time the event was made. `kind` is what the `type` filter matches (a touchpoint's own type; by
     default the event type); `team` and `channel` are what those filters match (null: none).
-    `per_contact`: the event goes on several contacts' timelines (a deal's move)."""
+    `named`: for an event that goes on several contacts' timelines (a deal's move), the contact id the
+    event gave for this one, which the entry's id derives from."""
     TimelineRepository(session).append(
         {
-            "id": _entry_id(envelope.id, contact_id if per_contact else None),
+            "id": _entry_id(envelope.id, named),
             "contact_id": contact_id,
             "event_id": envelope.id,
             "event_type": envelope.type,
@@ -130,18 +132,24 @@ async def forget_deals(session: AsyncSession, contact_ids: Collection[uuid.UUID]
         await deals.set_alias(contact_id, None)
 
 
-async def learn_deal(session: AsyncSession, event: DealSnapshot) -> list[uuid.UUID]:
-    """The deal's contacts after `event`, sorted. The event's `contact_ids` replace what was known (its
-    events come in order, on one key), each as the contact it is now: one merged since as its survivor,
-    one erased not at all (a merge or erasure travels on another topic, so it may have been applied
-    first). An event of an older version does not say (null): what was known stays."""
+async def learn_deal(session: AsyncSession, event: DealSnapshot) -> dict[uuid.UUID, uuid.UUID]:
+    """The deal's contacts after `event`, each with the id the event named it by. The event's
+    `contact_ids` replace what was known (a deal's events come in order, on one key), each as the
+    contact it is now: one merged since as its survivor, one erased not at all (a merge or erasure
+    travels on another topic, so it may have been applied first). An event of an older version does
+    not say (null): the contacts known stay."""
     deals = DealContactRepository(session)
     if event.contact_ids is None:
-        return await deals.contacts_of(event.deal_id)
+        return {contact_id: contact_id for contact_id in await deals.contacts_of(event.deal_id)}
     gone = await deals.survivors(event.contact_ids)
-    current = {now for now in (gone.get(named, named) for named in event.contact_ids) if now is not None}
+    current: dict[uuid.UUID, uuid.UUID] = {}
+    for named in sorted(event.contact_ids):
+        now = gone.get(named, named)
+        # Two named ids of one person now: the survivor's own wins, as a later merge would keep it.
+        if now is not None and (now not in current or named == now):
+            current[now] = named
     await deals.replace(event.deal_id, current)
-    return sorted(current)
+    return current
 
 
 async def forget_deal(session: AsyncSession, deal_id: uuid.UUID) -> None:

@@ -37,12 +37,12 @@ Pair = tuple[httpx.AsyncClient, ServiceRuntime]
 
 
 @pytest.fixture
-async def contacts_database_url(
+async def other_database_url(
     database_url: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[str]:
-    """The contacts service's own database, of the kind `database_url` (journeys') is."""
+    """A second database, of the kind `database_url` is: for contacts beside journeys, say."""
     if database_url.startswith("sqlite"):
-        yield f"sqlite+aiosqlite:///{tmp_path / 'contacts.sqlite'}"
+        yield f"sqlite+aiosqlite:///{tmp_path / 'other.sqlite'}"
         return
     server: str = request.getfixturevalue("postgres_url")
     name, url = await create_database(server)
@@ -97,11 +97,11 @@ class Crm:
 
 @pytest.fixture
 async def crm(
-    database_url: str, contacts_database_url: str, local_bus: EmbeddedBus, tmp_path: Path
+    database_url: str, other_database_url: str, local_bus: EmbeddedBus, tmp_path: Path
 ) -> AsyncIterator[Crm]:
     async with AsyncExitStack() as stack:
         contacts = await stack.enter_async_context(
-            contacts_api(contacts_database_url, local_bus, tmp_path / "contacts")
+            contacts_api(other_database_url, local_bus, tmp_path / "contacts")
         )
         journeys = await stack.enter_async_context(journeys_api(database_url, local_bus, tmp_path))
         yield Crm(contacts, journeys, local_bus)
@@ -131,6 +131,14 @@ async def test_a_deals_moves_go_on_each_associated_contacts_timeline_in_order(cr
     ada_entries, bob_entries, eve_entries = [await crm.deal_entries(c) for c in (ada, bob, eve)]
     history = await crm.history(deal_id)
     everything = (await crm.journeys.get(f"/v1/contacts/{ada}/timeline", params={"limit": 200})).json()
+    associated = await _associations(crm.journeys_runtime)
+    assert (await crm.contacts.delete(f"/v1/deals/{deal_id}")).status_code == 204
+    await crm.settle()
+
+    assert associated == {(uuid.UUID(deal_id), uuid.UUID(ada))}
+    # A deleted deal has no contacts left; the moves it made stay on the timelines.
+    assert await _associations(crm.journeys_runtime) == set()
+    assert await crm.deal_entries(ada) == ada_entries
 
     assert _moves(ada_entries) == [("qualification", "demo"), ("demo", "proposal"), ("proposal", "won")]
     # Removed from the deal: no further moves on bob's timeline.
@@ -261,47 +269,75 @@ async def _view(runtime: ServiceRuntime) -> tuple[list[tuple[Any, ...]], ...]:
         return [tuple(r) for r in entries], [tuple(r) for r in deals], [tuple(r) for r in aliases]
 
 
+async def _apply_in_order(
+    database_url: str, bus: EmbeddedBus, data_dir: Path, batches: list[list[Message]]
+) -> tuple[dict[uuid.UUID, list[str]], tuple[list[tuple[Any, ...]], ...]]:
+    """Publish the batches one after the other, each applied before the next; then the deal entries
+    (event ids) of every contact they name, and the whole view."""
+    async with journeys_api(database_url, bus, data_dir) as (client, runtime):
+        for batch in batches:
+            await bus.publish(batch)
+            await caught_up(runtime, bus, [topics.CONTACTS.name, topics.DEALS.name])
+        seen = {}
+        for contact_id in sorted({uuid.UUID(named) for batch in batches for named in _named(batch)}):
+            response = await client.get(f"/v1/contacts/{contact_id}/timeline", params={"type": STAGE_CHANGED})
+            seen[contact_id] = [item["event_id"] for item in response.json()["items"]]
+        return seen, await _view(runtime)
+
+
+def _named(batch: list[Message]) -> list[str]:
+    """Every contact id the messages name."""
+    named: list[str] = []
+    for message in batch:
+        data = json.loads(message.value)
+        named += data.get("contact_ids") or []
+        named += [data[key] for key in ("contact_id", "merged_contact_id") if key in data]
+    return named
+
+
 async def test_a_deal_event_that_comes_after_a_merge_or_erasure_follows_it_and_a_replay_agrees(
-    database_url: str, local_bus: EmbeddedBus, tmp_path: Path
+    database_url: str, other_database_url: str, local_bus: EmbeddedBus, tmp_path: Path
 ) -> None:
     """`crm.deals` and `crm.contacts` are two topics, in no set order: a deal event may still name a
-    contact that journeys already knows was merged (its move goes to the survivor) or erased (to nobody).
-    An event of the first version does not say the deal's contacts: those known stay."""
-    survivor, merged, erased, kept = (uuid.uuid4() for _ in range(4))
+    contact that journeys already knows was merged (its move goes to the survivor) or erased (to nobody),
+    or the merge or erasure may come after it. Either way the timelines end up the same, ids included,
+    and so does a replay. An event of the first version does not say the deal's contacts: those known
+    (merges and erasures applied) stay."""
+    survivor, moved, merged, erased, kept = (uuid.uuid4() for _ in range(5))
     deal_id = uuid.uuid4()
-    async with journeys_api(database_url, local_bus, tmp_path) as (client, runtime):
-        await local_bus.publish(
-            [
-                to_message(
-                    ContactMerged(
-                        contact_id=survivor,
-                        merged_contact_id=merged,
-                        merge_id=uuid.uuid4(),
-                        actor="k",
-                        merged_at=AT,
-                    ),
-                    source="/crm/contacts",
-                ),
-                to_message(
-                    ContactErased(contact_id=erased, receipt_id=uuid.uuid4(), erased_at=AT),
-                    source="/crm/contacts",
-                ),
-            ]
-        )
-        await caught_up(runtime, local_bus, [topics.CONTACTS.name])
-        late = to_message(_stage_changed(deal_id, [merged, erased, kept], AT), source="/crm/contacts")
-        old = _as_version_1(
-            to_message(_stage_changed(deal_id, [], AT + timedelta(minutes=1)), source="/crm/contacts")
-        )
-        await local_bus.publish([late, old])
-        await caught_up(runtime, local_bus, [topics.DEALS.name])
 
-        async def deal_entries(contact_id: uuid.UUID) -> list[str]:
-            response = await client.get(f"/v1/contacts/{contact_id}/timeline", params={"type": STAGE_CHANGED})
-            return [item["event_id"] for item in response.json()["items"]]
+    def contacts_event(event: ContactMerged | ContactErased) -> Message:
+        return to_message(event, source="/crm/contacts")
 
-        seen = {contact_id: await deal_entries(contact_id) for contact_id in (survivor, merged, erased, kept)}
-        live = await _view(runtime)
+    def merge(loser: uuid.UUID) -> Message:
+        return contacts_event(
+            ContactMerged(
+                contact_id=survivor, merged_contact_id=loser, merge_id=uuid.uuid4(), actor="k", merged_at=AT
+            )
+        )
+
+    first = to_message(_stage_changed(deal_id, [moved, kept], AT), source="/crm/contacts")
+    contacts = [
+        merge(moved),
+        merge(merged),
+        contacts_event(ContactErased(contact_id=erased, receipt_id=uuid.uuid4(), erased_at=AT)),
+    ]
+    late = to_message(
+        _stage_changed(deal_id, [merged, erased, kept], AT + timedelta(minutes=1)), source="/crm/contacts"
+    )
+    old = _as_version_1(
+        to_message(_stage_changed(deal_id, [], AT + timedelta(minutes=2)), source="/crm/contacts")
+    )
+
+    seen, live = await _apply_in_order(database_url, local_bus, tmp_path, [[first], contacts, [late], [old]])
+    other_bus = EmbeddedBus(tmp_path / "other-events.sqlite", poll_interval_s=0.05)
+    await other_bus.start()
+    try:
+        seen_early, live_early = await _apply_in_order(
+            other_database_url, other_bus, tmp_path / "other", [[first], [late], contacts, [old]]
+        )
+    finally:
+        await other_bus.stop()
 
     async with journeys_api(database_url, local_bus, tmp_path, consumers=False) as (_, runtime):
         async with session_scope(runtime.database) as session:  # a view gone wrong
@@ -311,7 +347,8 @@ async def test_a_deal_event_that_comes_after_a_merge_or_erasure_follows_it_and_a
         await replay_consumer(runner)
         rebuilt = await _view(runtime)
 
-    ids = [late.headers["ce_id"].decode(), old.headers["ce_id"].decode()]
-    assert seen == {survivor: ids, merged: [], erased: [], kept: ids}
+    ids = [message.headers["ce_id"].decode() for message in (first, late, old)]
+    assert seen == {survivor: ids, moved: [], merged: [], erased: [], kept: ids}
     assert live[1] == [(deal_id, contact_id) for contact_id in sorted([survivor, kept])]
+    assert (seen_early, live_early) == (seen, live)
     assert rebuilt == live
