@@ -70,14 +70,18 @@ async def _admin(sql: str, server_url: str) -> None:
 @pytest.fixture
 async def postgres_database(postgres_url: str) -> AsyncIterator[str]:
     """A fresh, empty PostgreSQL database for one test; dropped afterwards."""
-    name = f"test_{uuid.uuid4().hex[:12]}"
-    await _admin(f'CREATE DATABASE "{name}"', postgres_url)
-    yield (
-        make_url(postgres_url)
-        .set(drivername="postgresql+asyncpg", database=name)
-        .render_as_string(hide_password=False)
-    )
+    name, url = await create_database(postgres_url)
+    yield url
     await drop_database(name, postgres_url)
+
+
+async def create_database(server_url: str) -> tuple[str, str]:
+    """A fresh, empty PostgreSQL database on the server: its name and URL (drop it with
+    `drop_database`)."""
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    await _admin(f'CREATE DATABASE "{name}"', server_url)
+    url = make_url(server_url).set(drivername="postgresql+asyncpg", database=name)
+    return name, url.render_as_string(hide_password=False)
 
 
 async def drop_database(name: str, server_url: str) -> None:

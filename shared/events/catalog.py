@@ -24,7 +24,16 @@ from shared.events.companies import (
     CompanyDeleted,
     CompanyUpdated,
 )
-from shared.events.deals import DealCreated, DealDeleted, DealLost, DealStageChanged, DealUpdated, DealWon
+from shared.events.deals import (
+    DealContactAdded,
+    DealContactRemoved,
+    DealCreated,
+    DealDeleted,
+    DealLost,
+    DealStageChanged,
+    DealUpdated,
+    DealWon,
+)
 from shared.events.entries import ContactFeedbackRecorded, ContactFeedbackRemoved
 from shared.events.journeys import JourneyStageEntered
 from shared.events.registry import EventRegistry
@@ -238,6 +247,8 @@ REGISTRY = EventRegistry(
         DealWon,
         DealLost,
         DealDeleted,
+        DealContactAdded,
+        DealContactRemoved,
         TouchpointRecorded,
         TouchpointResolved,
         JourneyStageEntered,

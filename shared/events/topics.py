@@ -77,7 +77,10 @@ CONTACTS: Final = TopicDefinition(
 )
 DEALS: Final = TopicDefinition(
     name="crm.deals",
-    description="Deals and pipelines: created, moved between stages, won, lost, deleted.",
+    description=(
+        "Deals and pipelines: created, moved between stages, won, lost, deleted; contacts associated "
+        "with them or removed."
+    ),
     key="deal id",
     event_types=(
         "crm.deal.created",
@@ -86,6 +89,8 @@ DEALS: Final = TopicDefinition(
         "crm.deal.won",
         "crm.deal.lost",
         "crm.deal.deleted",
+        "crm.deal.contact_added",
+        "crm.deal.contact_removed",
     ),
     producers=("contacts",),
 )

@@ -302,7 +302,8 @@ _NO_DEAL_OR_COMPANY: dict[int | str, dict[str, Any]] = {
     "/{deal_id}/contacts/{contact_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Associate a contact with a deal",
-    description="Idempotent. The deal's `contact_ids` lists it, and the deal's `ETag` changes.",
+    description="Idempotent. The deal's `contact_ids` lists it, and the deal's `ETag` changes. Announced "
+    "once, as `crm.deal.contact_added`; from then on every deal event names the contact in `contact_ids`.",
     responses={**_NO_DEAL_OR_CONTACT, **PROBLEM_RESPONSES},
     dependencies=[requires("contacts:write")],
 )
@@ -314,7 +315,8 @@ async def add_deal_contact(deal_id: uuid.UUID, contact_id: uuid.UUID, session: S
     "/{deal_id}/contacts/{contact_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Remove a contact from a deal",
-    description="Idempotent: removing an association that is not there changes nothing.",
+    description="Idempotent: removing an association that is not there changes nothing. A removal is "
+    "announced as `crm.deal.contact_removed`.",
     responses={**_NO_DEAL_OR_CONTACT, **PROBLEM_RESPONSES},
     dependencies=[requires("contacts:write")],
 )

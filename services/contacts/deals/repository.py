@@ -82,6 +82,15 @@ class DealRepository:
         )
         return removed.first() is not None
 
+    async def contact_ids(self, deal_id: uuid.UUID) -> list[uuid.UUID]:
+        """The deal's contacts, sorted by id: what its events carry (`DealSnapshot.contact_ids`)."""
+        rows = await self.session.scalars(
+            select(DealContact.contact_id)
+            .where(DealContact.deal_id == deal_id)
+            .order_by(DealContact.contact_id)
+        )
+        return list(rows)
+
     async def drop_company(self, company_id: uuid.UUID) -> list[uuid.UUID]:
         """Remove the company from every deal it is associated with, each deal getting a new version (its
         associations are part of it); the deals' ids."""

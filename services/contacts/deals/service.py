@@ -7,6 +7,7 @@ so that every move is in its history, with who made it and why.
 import uuid
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -29,6 +30,8 @@ from shared.db import utc_now
 from shared.errors import AlreadyExists, DomainError, InvalidValue, NotFound, StaleVersion
 from shared.events.base import ValueChange
 from shared.events.deals import (
+    DealContactAdded,
+    DealContactRemoved,
     DealCreated,
     DealDeleted,
     DealLost,
@@ -76,8 +79,10 @@ def _status(stage: PipelineStage) -> DealStatus:
     return StageKind(stage.kind).value
 
 
-def _snapshot(deal: Deal, stage: PipelineStage) -> dict[str, Any]:
-    """The fields every deal event carries (`shared.events.deals.DealSnapshot`)."""
+def _snapshot(deal: Deal, stage: PipelineStage, contact_ids: list[uuid.UUID]) -> dict[str, Any]:
+    """The fields every deal event carries (`shared.events.deals.DealSnapshot`). `contact_ids` is read
+    after the deal's version-checked write: a concurrent association waits for this transaction, so the
+    events of one deal list its contacts in the order the changes committed."""
     return {
         "deal_id": deal.id,
         "pipeline_id": deal.pipeline_id,
@@ -89,6 +94,7 @@ def _snapshot(deal: Deal, stage: PipelineStage) -> dict[str, Any]:
         "expected_close_date": deal.expected_close_date,
         "created_at": deal.created_at,
         "closed_at": deal.closed_at,
+        "contact_ids": contact_ids,
     }
 
 
@@ -169,7 +175,7 @@ async def create_deal(
         raise InvalidValue("stage", f"Pipeline {pipeline.key} no longer has stage {stage.key}.") from None
     session.add(DealStageChange(deal_id=deal.id, actor=actor, to_stage=stage.key, changed_at=deal.created_at))
     await session.flush()
-    await outbox.add(session, DealCreated(**_snapshot(deal, stage)))
+    await outbox.add(session, DealCreated(**_snapshot(deal, stage, [])))  # associated after creation
     return deal
 
 
@@ -269,7 +275,9 @@ async def _change(
         await outbox.add(
             session,
             DealUpdated(
-                **_snapshot(deal, await _current_stage(repository, deal)),
+                **_snapshot(
+                    deal, await _current_stage(repository, deal), await repository.contact_ids(deal.id)
+                ),
                 changed_fields=sorted([*changes, *written.fields]),
                 changes={
                     **{
@@ -299,7 +307,9 @@ async def delete_deal(
             raise DealNotFound(deal_id)
         if if_match is not None and deal.etag not in if_match:
             raise StaleVersion("Deal", deal_id, current=deal.etag)
-        snapshot = _snapshot(deal, await _current_stage(repository, deal))
+        snapshot = _snapshot(
+            deal, await _current_stage(repository, deal), await repository.contact_ids(deal.id)
+        )
         try:
             # The DELETE checks the version too: a deal changed since this read is read again.
             async with session.begin_nested():
@@ -386,7 +396,7 @@ async def _move(
             )
         )
         await session.flush()
-        snapshot = _snapshot(deal, target)
+        snapshot = _snapshot(deal, target, await repository.contact_ids(deal.id))
         await outbox.add(
             session,
             DealStageChanged(
@@ -476,7 +486,9 @@ async def _upsert_one(
 async def _link(
     session: AsyncSession, link: Link, deal_id: uuid.UUID, other_id: uuid.UUID, *, add: bool
 ) -> Deal:
-    """Add or remove an association; a change is a new version of the deal (its read model lists them)."""
+    """Add or remove an association; a change is a new version of the deal (its read model lists them).
+    A contact's is announced as `crm.deal.contact_added` / `crm.deal.contact_removed`; a company's is
+    not (yet)."""
     repository = DealRepository(session)
     if link is DealContact:
         found = await repository.contact_exists(other_id)
@@ -494,18 +506,34 @@ async def _link(
         if there == add:
             return deal
         try:
+            now = utc_now()
             async with session.begin_nested():
                 if add:
-                    session.add(link(deal_id=deal_id, **{f"{what.lower()}_id": other_id}))
+                    session.add(link(deal_id=deal_id, created_at=now, **{f"{what.lower()}_id": other_id}))
                 else:
                     await repository.unlink(link, deal_id, other_id)
-                deal.updated_at = utc_now()
+                deal.updated_at = now
                 await session.flush()
         except (StaleDataError, IntegrityError):
             continue  # a concurrent writer changed the deal, or made the same association
+        if link is DealContact:
+            await _announce_contact(repository, deal, other_id, added=add, at=now)
         return deal
     assert deal is not None
     raise StaleVersion("Deal", deal_id, current=deal.etag)
+
+
+async def _announce_contact(
+    repository: DealRepository, deal: Deal, contact_id: uuid.UUID, *, added: bool, at: datetime
+) -> None:
+    snapshot = _snapshot(deal, await _current_stage(repository, deal), await repository.contact_ids(deal.id))
+    if added:
+        event: DealContactAdded | DealContactRemoved = DealContactAdded(
+            **snapshot, contact_id=contact_id, associated_at=at
+        )
+    else:
+        event = DealContactRemoved(**snapshot, contact_id=contact_id, removed_at=at)
+    await outbox.add(repository.session, event)
 
 
 async def add_contact(session: AsyncSession, deal_id: uuid.UUID, contact_id: uuid.UUID) -> Deal:

@@ -70,7 +70,9 @@ def timeline_filter(
     "/{contact_id}/timeline",
     summary="A contact's timeline",
     description="Every event about the contact from every service, oldest first (by when it occurred). "
-    "An unknown contact has an empty timeline (events may still be on their way).\n\n"
+    "An unknown contact has an empty timeline (events may still be on their way). A deal's stage "
+    "changes are on the timeline of each contact associated with the deal when it moved (`type` "
+    "`crm.deal.stage_changed`, team `sales`).\n\n"
     "**Filters**: `team`, `channel` and `type` may each be repeated (`channel=web&channel=email`) and "
     "keep entries matching any of their values; `since` (inclusive) and `until` (exclusive) bound when "
     "entries occurred. Different filters combine: an entry must pass every one given. `until` before "

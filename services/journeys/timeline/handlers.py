@@ -1,5 +1,5 @@
-"""Build the timeline from the stream, and keep the touchpoints and identity links in step with the
-contacts they belong to (merges repoint them, erasures delete them)."""
+"""Build the timeline from the stream, and keep the touchpoints, identity links and deal associations
+in step with the contacts they belong to (merges repoint them, erasures delete them)."""
 
 import uuid
 from collections.abc import Sequence
@@ -11,7 +11,7 @@ from services.journeys.identities import service as identities
 from services.journeys.identities import stitching
 from services.journeys.identities.models import ContactIdentityLink
 from services.journeys.timeline import service
-from services.journeys.timeline.models import TimelineEntry
+from services.journeys.timeline.models import TimelineContactAlias, TimelineDealContact, TimelineEntry
 from services.journeys.touchpoints import service as touchpoints
 from services.journeys.touchpoints.models import Touchpoint
 from shared.consumer import ConsumerSpec
@@ -25,6 +25,17 @@ from shared.events.catalog import (
     ContactMerged,
     ContactUpdated,
     ErasureConfirmed,
+)
+from shared.events.deals import (
+    DealContactAdded,
+    DealContactRemoved,
+    DealCreated,
+    DealDeleted,
+    DealLost,
+    DealSnapshot,
+    DealStageChanged,
+    DealUpdated,
+    DealWon,
 )
 from shared.events.envelope import Envelope
 from shared.events.touchpoints import TouchpointRecorded
@@ -122,6 +133,7 @@ async def on_contact_erased(session: AsyncSession, envelope: Envelope) -> None:
     erased = (event.contact_id, *event.merged_contact_ids)
     for contact_id in erased:
         await service.forget(session, contact_id)
+    await service.forget_deals(session, erased)
     await touchpoints.forget(session, erased)  # before the links it follows go
     await identities.forget(session, erased)
     await outbox.add(
@@ -160,6 +172,41 @@ async def on_touchpoint_recorded(session: AsyncSession, envelope: Envelope) -> N
     )
 
 
+async def on_deal_changed(session: AsyncSession, envelope: Envelope) -> None:
+    """Every deal event says who the deal's contacts are now; a stage change goes on each one's
+    timeline. Won and lost come with a stage change that is there already, so they add no entry."""
+    event = envelope.event
+    assert isinstance(event, DealSnapshot)
+    contacts = await service.learn_deal(session, event)
+    if not isinstance(event, DealStageChanged):
+        return
+    for contact_id, named in sorted(contacts.items()):
+        service.record(
+            session,
+            envelope,
+            contact_id=contact_id,
+            occurred_at=event.changed_at,
+            team="sales",
+            named=named,
+            # Ids and codes: no deal name, note or reason text is on the stream to begin with.
+            properties={
+                "deal_id": str(event.deal_id),
+                "pipeline_id": str(event.pipeline_id),
+                "from_stage": event.from_stage,
+                "stage": event.stage,
+                "status": event.status,
+                "amount": event.amount,
+                "currency": event.currency,
+            },
+        )
+
+
+async def on_deal_deleted(session: AsyncSession, envelope: Envelope) -> None:
+    event = envelope.event
+    assert isinstance(event, DealDeleted)
+    await service.forget_deal(session, event.deal_id)
+
+
 async def _attach(session: AsyncSession, contact_id: uuid.UUID, attached: Sequence[Touchpoint]) -> None:
     """Stitched touchpoints join the contact's timeline, and are announced as resolved."""
     for touchpoint in attached:
@@ -171,7 +218,7 @@ async def _attach(session: AsyncSession, contact_id: uuid.UUID, attached: Sequen
 
 TIMELINE_CONSUMER = ConsumerSpec(
     name="journeys.timeline",
-    topics=[topics.CONTACTS, topics.TOUCHPOINTS],
+    topics=[topics.CONTACTS, topics.TOUCHPOINTS, topics.DEALS],
     handlers={
         ContactCreated: on_contact_created,
         ContactUpdated: on_contact_updated,
@@ -180,7 +227,15 @@ TIMELINE_CONSUMER = ConsumerSpec(
         ContactMerged: on_contact_merged,
         ContactErased: on_contact_erased,
         TouchpointRecorded: on_touchpoint_recorded,
+        DealCreated: on_deal_changed,
+        DealUpdated: on_deal_changed,
+        DealStageChanged: on_deal_changed,
+        DealWon: on_deal_changed,
+        DealLost: on_deal_changed,
+        DealContactAdded: on_deal_changed,
+        DealContactRemoved: on_deal_changed,
+        DealDeleted: on_deal_deleted,
     },
-    owns=[TimelineEntry, ContactIdentityLink],
+    owns=[TimelineEntry, ContactIdentityLink, TimelineDealContact, TimelineContactAlias],
     watermark=True,
 )

@@ -2,7 +2,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Index, String, Uuid
+from sqlalchemy import JSON, Index, String, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from services.journeys.db import Base
@@ -18,12 +18,15 @@ class TimelineEntry(Base):
         Index("ix_timeline_entry_contact_team_time", "contact_id", "team", "occurred_at", "id"),
         Index("ix_timeline_entry_contact_channel_time", "contact_id", "channel", "occurred_at", "id"),
         Index("ix_timeline_entry_contact_kind_time", "contact_id", "kind", "occurred_at", "id"),
+        # An event appears once per contact: most are about one contact, a deal's move is on each of
+        # the deal's contacts' timelines.
+        UniqueConstraint("event_id", "contact_id"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     contact_id: Mapped[uuid.UUID] = mapped_column(Uuid)
-    # The CloudEvents id of the event this entry came from; unique, so an event appears once.
-    event_id: Mapped[str] = mapped_column(String(36), unique=True)
+    # The CloudEvents id of the event this entry came from.
+    event_id: Mapped[str] = mapped_column(String(36))
     event_type: Mapped[str] = mapped_column(String(200))
     source: Mapped[str] = mapped_column(String(200))
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -39,3 +42,28 @@ class TimelineEntry(Base):
 
 
 TIMELINE_ENTRY = TimelineEntry.metadata.tables[TimelineEntry.__tablename__]
+
+
+class TimelineDealContact(Base):
+    """A deal's contacts, as the timeline's consumer learnt them from `crm.deals` (every deal event
+    names them) and `crm.contacts` (merges repoint them, erasures remove them): whose timelines a deal's
+    move goes on. Ids only."""
+
+    __tablename__ = "timeline_deal_contact"
+    __table_args__ = (Index("ix_timeline_deal_contact_contact_id", "contact_id"),)
+
+    deal_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    contact_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+
+
+class TimelineContactAlias(Base):
+    """Contacts that are no more, as the timeline's consumer learnt: merged into `survivor_id`, or erased
+    (null). A deal event on `crm.deals` may still name them after the merge or erasure on `crm.contacts`
+    was applied (two topics, no set order); its move goes to the survivor, or nowhere. Keyed by an id
+    derived from the contact id (`repository.alias_ref`), so an erased person's id is not kept."""
+
+    __tablename__ = "timeline_contact_alias"
+    __table_args__ = (Index("ix_timeline_contact_alias_survivor_id", "survivor_id"),)
+
+    contact_ref: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    survivor_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)

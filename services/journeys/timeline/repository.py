@@ -1,18 +1,25 @@
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, delete, or_, select, update
+from sqlalchemy import ColumnElement, Select, delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
-from services.journeys.timeline.models import TIMELINE_ENTRY, TimelineEntry
+from services.journeys.timeline.models import (
+    TIMELINE_ENTRY,
+    TimelineContactAlias,
+    TimelineDealContact,
+    TimelineEntry,
+)
 from shared.consumer import insert_staged, stage_insert
 from shared.events import topics
 from shared.pagination import Keyset, PageRequest, Slice, SortKey, fetch_page
 
 OLDEST_FIRST = Keyset(SortKey(TimelineEntry.occurred_at), SortKey(TimelineEntry.id))
+_ALIAS_REFS = uuid.UUID("9a4e2c71-5b3d-4f08-a6e1-2d7c8b0f4e53")
 
 # Entries of these event types have a touchpoint's own type as their `kind`; asked for by event type,
 # they are found by `event_type` instead.
@@ -29,6 +36,10 @@ class TimelineFilter:
     types: tuple[str, ...] = ()
     since: datetime | None = None
     until: datetime | None = None
+
+
+def alias_ref(contact_id: uuid.UUID) -> uuid.UUID:
+    return uuid.uuid5(_ALIAS_REFS, str(contact_id))
 
 
 def _any_of(column: InstrumentedAttribute[Any], values: tuple[str, ...]) -> ColumnElement[bool]:
@@ -70,6 +81,15 @@ class TimelineRepository:
 
     async def move(self, from_contact: uuid.UUID, to_contact: uuid.UUID) -> None:
         await insert_staged(self.session)
+        # An event on both timelines (a move of a deal both were associated with) stays once.
+        await self.session.execute(
+            delete(TimelineEntry).where(
+                TimelineEntry.contact_id == from_contact,
+                TimelineEntry.event_id.in_(
+                    select(TimelineEntry.event_id).where(TimelineEntry.contact_id == to_contact)
+                ),
+            )
+        )
         await self.session.execute(
             update(TimelineEntry)
             .where(TimelineEntry.contact_id == from_contact)
@@ -83,3 +103,81 @@ class TimelineRepository:
         # channel or type, by that filter's (contact_id, <filter>, occurred_at, id) index.
         statement = _filtered(select(TimelineEntry).where(TimelineEntry.contact_id == contact_id), found)
         return await fetch_page(self.session, statement, OLDEST_FIRST, page)
+
+
+class DealContactRepository:
+    """The deals' contacts as the timeline's consumer knows them, and the contacts that are no more."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def contacts_of(self, deal_id: uuid.UUID) -> list[uuid.UUID]:
+        rows = await self.session.scalars(
+            select(TimelineDealContact.contact_id)
+            .where(TimelineDealContact.deal_id == deal_id)
+            .order_by(TimelineDealContact.contact_id)
+        )
+        return list(rows)
+
+    async def replace(self, deal_id: uuid.UUID, contact_ids: Collection[uuid.UUID]) -> None:
+        """The deal's contacts are now `contact_ids`, and only those."""
+        known = set(await self.contacts_of(deal_id))
+        gone, new = known - set(contact_ids), set(contact_ids) - known
+        if gone:
+            await self.session.execute(
+                delete(TimelineDealContact).where(
+                    TimelineDealContact.deal_id == deal_id, TimelineDealContact.contact_id.in_(gone)
+                )
+            )
+        if new:
+            await self.session.execute(
+                insert(TimelineDealContact),
+                [{"deal_id": deal_id, "contact_id": contact_id} for contact_id in sorted(new)],
+            )
+
+    async def drop_deal(self, deal_id: uuid.UUID) -> None:
+        await self.session.execute(delete(TimelineDealContact).where(TimelineDealContact.deal_id == deal_id))
+
+    async def move(self, from_contact: uuid.UUID, to_contact: uuid.UUID) -> None:
+        """`from_contact`'s deals become `to_contact`'s; a deal both had keeps them once."""
+        await self.session.execute(
+            delete(TimelineDealContact).where(
+                TimelineDealContact.contact_id == from_contact,
+                TimelineDealContact.deal_id.in_(
+                    select(TimelineDealContact.deal_id).where(TimelineDealContact.contact_id == to_contact)
+                ),
+            )
+        )
+        await self.session.execute(
+            update(TimelineDealContact)
+            .where(TimelineDealContact.contact_id == from_contact)
+            .values(contact_id=to_contact)
+        )
+
+    async def forget(self, contact_ids: Collection[uuid.UUID]) -> None:
+        await self.session.execute(
+            delete(TimelineDealContact).where(TimelineDealContact.contact_id.in_(contact_ids))
+        )
+
+    async def survivors(self, contact_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID | None]:
+        """Of `contact_ids`, those that are no more: each with its survivor, or None (erased)."""
+        refs = {alias_ref(contact_id): contact_id for contact_id in contact_ids}
+        if not refs:
+            return {}
+        rows = await self.session.execute(
+            select(TimelineContactAlias.contact_ref, TimelineContactAlias.survivor_id).where(
+                TimelineContactAlias.contact_ref.in_(refs)
+            )
+        )
+        return {refs[ref]: survivor_id for ref, survivor_id in rows}
+
+    async def set_alias(self, contact_id: uuid.UUID, survivor_id: uuid.UUID | None) -> None:
+        """`contact_id` is now `survivor_id` (None: erased), and so is every contact merged into it."""
+        await self.session.execute(
+            update(TimelineContactAlias)
+            .where(TimelineContactAlias.survivor_id == contact_id)
+            .values(survivor_id=survivor_id)
+        )
+        await self.session.merge(
+            TimelineContactAlias(contact_ref=alias_ref(contact_id), survivor_id=survivor_id)
+        )

@@ -1,6 +1,7 @@
 """Timeline rules. Never commits: entries go out with the consumer's batch."""
 
 import uuid
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -8,15 +9,23 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.journeys.db import outbox, tables
 from services.journeys.timeline.models import TimelineEntry
-from services.journeys.timeline.repository import TimelineFilter, TimelineRepository
+from services.journeys.timeline.repository import DealContactRepository, TimelineFilter, TimelineRepository
 from services.journeys.touchpoints.models import Touchpoint
 from shared.consumer import ConsumerSpec, complete_before
 from shared.db import utc_now
+from shared.events.deals import DealSnapshot
 from shared.events.envelope import Envelope
 from shared.events.touchpoints import TouchpointRecorded
 from shared.pagination import PageRequest, Slice
 
 _ENTRY_IDS = uuid.UUID("6f1d3c2a-8f0e-4c55-9d59-3b0a3d1e7c11")
+
+
+def _entry_id(event_id: str, named: uuid.UUID | None = None) -> uuid.UUID:
+    """Derived from the event, so a view rebuilt by replay has the same ids as the live one; when one
+    event goes on several timelines, from the contact id it named too. Named, not resolved: an entry
+    made before a merge and moved by it keeps the id it would have had if the merge came first."""
+    return uuid.uuid5(_ENTRY_IDS, event_id if named is None else f"{event_id}/{named}")
 
 
 def record(
@@ -29,14 +38,16 @@ def record(
     kind: str | None = None,
     team: str | None = None,
     channel: str | None = None,
+    named: uuid.UUID | None = None,
 ) -> None:
     """Add the event to the contact's timeline, at `occurred_at` (a touchpoint's own time), else at the
     time the event was made. `kind` is what the `type` filter matches (a touchpoint's own type; by
-    default the event type); `team` and `channel` are what those filters match (null: none)."""
+    default the event type); `team` and `channel` are what those filters match (null: none).
+    `named`: for an event that goes on several contacts' timelines (a deal's move), the contact id the
+    event gave for this one, which the entry's id derives from."""
     TimelineRepository(session).append(
         {
-            # Derived from the event, so a view rebuilt by replay has the same ids as the live one.
-            "id": uuid.uuid5(_ENTRY_IDS, envelope.id),
+            "id": _entry_id(envelope.id, named),
             "contact_id": contact_id,
             "event_id": envelope.id,
             "event_type": envelope.type,
@@ -57,7 +68,7 @@ def record_touchpoint(session: AsyncSession, touchpoint: Touchpoint, *, event_id
     assert touchpoint.contact_id is not None
     TimelineRepository(session).append(
         {
-            "id": uuid.uuid5(_ENTRY_IDS, event_id),
+            "id": _entry_id(event_id),
             "contact_id": touchpoint.contact_id,
             "event_id": event_id,
             "event_type": TouchpointRecorded.model_fields["type"].default,
@@ -104,5 +115,43 @@ async def forget(session: AsyncSession, contact_id: uuid.UUID) -> None:
 
 
 async def repoint(session: AsyncSession, merged_id: uuid.UUID, survivor_id: uuid.UUID) -> None:
-    """A merge: the merged contact's entries become the survivor's, in their places by time."""
+    """A merge: the merged contact's entries become the survivor's, in their places by time (one that
+    both had stays once), and so do its deals; a deal event naming it later goes to the survivor."""
     await TimelineRepository(session).move(merged_id, survivor_id)
+    deals = DealContactRepository(session)
+    await deals.move(merged_id, survivor_id)
+    await deals.set_alias(merged_id, survivor_id)
+
+
+async def forget_deals(session: AsyncSession, contact_ids: Collection[uuid.UUID]) -> None:
+    """Erasure: the people's deal associations go, and a deal event naming them later is put on no
+    timeline."""
+    deals = DealContactRepository(session)
+    await deals.forget(contact_ids)
+    for contact_id in contact_ids:
+        await deals.set_alias(contact_id, None)
+
+
+async def learn_deal(session: AsyncSession, event: DealSnapshot) -> dict[uuid.UUID, uuid.UUID]:
+    """The deal's contacts after `event`, each with the id the event named it by. The event's
+    `contact_ids` replace what was known (a deal's events come in order, on one key), each as the
+    contact it is now: one merged since as its survivor, one erased not at all (a merge or erasure
+    travels on another topic, so it may have been applied first). An event of an older version does
+    not say (null): the contacts known stay."""
+    deals = DealContactRepository(session)
+    if event.contact_ids is None:
+        return {contact_id: contact_id for contact_id in await deals.contacts_of(event.deal_id)}
+    gone = await deals.survivors(event.contact_ids)
+    current: dict[uuid.UUID, uuid.UUID] = {}
+    for named in sorted(event.contact_ids):
+        now = gone.get(named, named)
+        # Two named ids of one person now: the survivor's own wins, as a later merge would keep it.
+        if now is not None and (now not in current or named == now):
+            current[now] = named
+    await deals.replace(event.deal_id, current)
+    return current
+
+
+async def forget_deal(session: AsyncSession, deal_id: uuid.UUID) -> None:
+    """A deal was deleted: it has no contacts any more. Its moves stay on the timelines: they happened."""
+    await DealContactRepository(session).drop_deal(deal_id)

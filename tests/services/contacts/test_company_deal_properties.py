@@ -160,7 +160,8 @@ async def test_a_patch_merges_key_by_key_null_removes_one_and_the_event_shows_on
     }
 
     [event] = await outbox_events(runtime, f"{kind.event}.updated")
-    assert event["schema_version"] == 2
+    # v2 brought JSON values; deals' v3 added `contact_ids`.
+    assert event["schema_version"] == (2 if kind is COMPANY else 3)
     # The personal property is named, never shown; the unchanged one is not named at all.
     assert event["changed_fields"] == [
         "owner",

@@ -13,7 +13,8 @@ import pytest
 
 from shared.bus.embedded import EmbeddedBus
 from shared.events import topics
-from shared.events.deals import DealLost, DealStageChanged
+from shared.events.catalog import REGISTRY
+from shared.events.deals import DealLost, DealSnapshot, DealStageChanged
 from shared.events.envelope import from_record
 from shared.testing.bus import drain
 from tests.services.contacts.sales_support import (
@@ -35,6 +36,8 @@ ACME = {
     "expected_close_date": "2026-12-31",
     "external_id": "shop-8812",
 }
+_AT = "2026-11-24T10:00:00Z"
+_CHANGED = {"changed_fields": ["amount"], "updated_at": _AT}
 SNAPSHOT = ("pipeline_id", "stage", "status", "amount", "currency", "owner", "created_at", "closed_at")
 
 
@@ -311,7 +314,40 @@ async def test_associations_are_idempotent_part_of_the_read_model_and_its_etag(a
     assert problem(await client.delete(f"/v1/deals/{missing}/contacts/{contacts[1]}"), 404)["title"] == (
         "Deal not found"
     )
-    assert [e["type"] for e in await outbox_events(runtime, "crm.deal.")] == ["crm.deal.created"]
+    # A contact's association and its removal are announced, each with the deal's contacts after it;
+    # repeats and company associations are not.
+    events = await outbox_events(runtime, "crm.deal.")
+    assert [(e["type"], e["key"], e.get("contact_id"), e["contact_ids"]) for e in events] == [
+        ("crm.deal.created", deal["id"], None, []),
+        ("crm.deal.contact_added", deal["id"], contacts[0], [contacts[0]]),
+        ("crm.deal.contact_added", deal["id"], contacts[1], sorted(contacts)),
+        ("crm.deal.contact_removed", deal["id"], contacts[0], [contacts[1]]),
+    ]
+    assert events[1]["associated_at"] <= events[2]["associated_at"] <= events[3]["removed_at"]
+
+
+async def test_every_deal_event_names_the_deals_contacts_sorted(api: Api) -> None:
+    client, runtime = api
+    deal = await _create(client, amount=10, currency="EUR")
+    url = f"/v1/deals/{deal['id']}"
+    contacts = [await create_contact(client) for _ in range(3)]
+    for contact_id in contacts:
+        assert (await client.put(f"{url}/contacts/{contact_id}")).status_code == 204
+    assert (await client.patch(url, json={"amount": 20}, headers=MERGE_PATCH)).status_code == 200
+    assert (await _move(client, deal["id"], stage="won", reason="price")).status_code == 200
+    assert (await client.delete(url)).status_code == 204
+
+    events = await outbox_events(runtime, "crm.deal.")
+    after = [e for e in events if e["type"] not in ("crm.deal.created", "crm.deal.contact_added")]
+    assert [e["type"] for e in after] == [
+        "crm.deal.updated",
+        "crm.deal.stage_changed",
+        "crm.deal.won",
+        "crm.deal.deleted",
+    ]
+    # Sorted by id, not in the order they were associated; the deleted deal as it stood.
+    assert all(e["contact_ids"] == sorted(contacts) for e in after)
+    assert [e["schema_version"] for e in after] == [3, 2, 2, 2]
 
 
 async def test_a_batch_upsert_answers_for_each_record_and_a_bad_record_writes_nothing(api: Api) -> None:
@@ -380,3 +416,50 @@ async def test_deal_events_are_published_on_crm_deals_keyed_by_the_deal(
     assert (lost.reason, lost.from_stage, lost.amount) == ("no_budget", "prospecting", 10)
     assert lost.closed_at is not None
     assert lost.closed_at >= lost.created_at
+
+
+@pytest.mark.parametrize(
+    ("event_type", "version", "fields"),
+    [
+        ("crm.deal.created", 1, {}),
+        ("crm.deal.updated", 1, {**_CHANGED, "changes": {"amount": {"old": "1", "new": "2"}}}),
+        ("crm.deal.updated", 2, {**_CHANGED, "changes": {"amount": {"old": 1, "new": 2}}}),
+        (
+            "crm.deal.stage_changed",
+            1,
+            {
+                "from_stage": "demo",
+                "from_status": "open",
+                "reason": None,
+                "changed_by": "k",
+                "changed_at": _AT,
+            },
+        ),
+        ("crm.deal.won", 1, {"from_stage": "demo", "reason": "price", "changed_by": "k"}),
+        ("crm.deal.lost", 1, {"from_stage": "demo", "reason": "price", "changed_by": "k"}),
+        ("crm.deal.deleted", 1, {"deleted_at": _AT}),
+    ],
+)
+def test_deal_events_of_earlier_versions_read_as_not_saying_which_contacts(
+    event_type: str, version: int, fields: dict[str, Any]
+) -> None:
+    """Older events did not say who the deal's contacts were: null, not an empty list (it may have had
+    some)."""
+    snapshot = {
+        "schema_version": version,
+        "deal_id": str(uuid.uuid4()),
+        "pipeline_id": SALES_PIPELINE_ID,
+        "stage": "demo",
+        "status": "open",
+        "amount": 1,
+        "currency": "EUR",
+        "owner": None,
+        "expected_close_date": None,
+        "created_at": _AT,
+        "closed_at": None,
+    }
+    event = REGISTRY.parse(event_type, {**snapshot, **fields})
+    assert isinstance(event, DealSnapshot)
+    assert event.schema_version == type(event).current_version() > version
+    assert event.contact_ids is None
+    assert str(event.deal_id) == snapshot["deal_id"]

@@ -95,7 +95,7 @@ async def test_the_watermark_passes_the_last_event_once_the_running_consumer_cau
 
     assert [item["event_type"] for item in body["items"]] == ["crm.contact.created"]
     by_topic = {name: _instant(value) for name, value in body["complete_before_by_topic"].items()}
-    assert set(by_topic) == {topics.CONTACTS.name, topics.TOUCHPOINTS.name}
+    assert set(by_topic) == {topics.CONTACTS.name, topics.TOUCHPOINTS.name, topics.DEALS.name}
     assert all(instant is not None and instant > published for instant in by_topic.values())
     assert _instant(body["complete_before"]) == min(i for i in by_topic.values() if i is not None)
 
@@ -131,7 +131,7 @@ async def test_the_watermark_never_covers_an_event_the_consumer_has_not_applied(
 
     assert (fresh["complete_before"], fresh["complete_before_by_topic"]) == (
         None,
-        {topics.CONTACTS.name: None, topics.TOUCHPOINTS.name: None},
+        dict.fromkeys(TOPICS),
     )
     assert [item["event_type"] for item in behind_ada["items"]] == ["crm.contact.created"]
     assert behind_bea["items"] == []
@@ -147,7 +147,7 @@ async def test_the_watermark_never_covers_an_event_the_consumer_has_not_applied(
         assert behind == datetime.fromtimestamp(first.timestamp_ms / 1000, UTC)
     assert [item["event_type"] for item in caught_up["items"]] == ["crm.contact.created"]
     assert _contacts_watermark(caught_up) >= after_second
-    assert replayed["complete_before_by_topic"] == {topics.CONTACTS.name: None, topics.TOUCHPOINTS.name: None}
+    assert replayed["complete_before_by_topic"] == dict.fromkeys(TOPICS)
 
 
 async def test_a_partition_the_consumer_never_caught_up_with_leaves_its_topic_unknown(
