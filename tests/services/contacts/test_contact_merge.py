@@ -352,10 +352,12 @@ async def test_the_survivor_has_both_timelines_and_all_deals_on_either_bus(
             timeline(ada["id"]), lambda body: "crm.contact.merged" in {e["event_type"] for e in body["items"]}
         )
         types = [entry["event_type"] for entry in after["items"]]
-        # Both creations and both owner updates, the survivor's update by the merge, and the merge.
-        assert sorted(types) == sorted(
-            ["crm.contact.created"] * 2 + ["crm.contact.updated"] * 3 + ["crm.contact.merged"]
-        ), types
+        # Both creations and both owner updates, the survivor's update and lifecycle change by the merge,
+        # and the merge.
+        expected = (
+            ["crm.contact.created"] * 2 + ["crm.contact.updated"] * 3 + ["crm.contact.lifecycle_changed"]
+        )
+        assert sorted(types) == sorted([*expected, "crm.contact.merged"]), types
         assert (await journeys.get(f"/v1/contacts/{augusta['id']}/timeline")).json()["items"] == []
         for deal_id in deals:
             assert (await contacts.get(f"/v1/deals/{deal_id}")).json()["contact_ids"] == [ada["id"]]
