@@ -24,12 +24,20 @@ async def unless_stopped(stop: asyncio.Event, work: Coroutine[Any, Any, T], *, d
     stopped = asyncio.ensure_future(stop.wait())
     try:
         await asyncio.wait((task, stopped), return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        # Cancelled from outside: the work ends with us, as it would have had we awaited it directly.
+        task.cancel()
+        await asyncio.wait((task,))
+        raise
     finally:
         stopped.cancel()
-        if not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-    if task.cancelled():
-        return default
+    if not task.done():
+        task.cancel()
+        try:
+            return await task  # it may have finished after all
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # the cancellation was also ours: pass it on
+            return default
     return task.result()
