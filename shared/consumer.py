@@ -73,7 +73,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase
 
-from shared.aio import sleep_unless_stopped
+from shared.aio import sleep_unless_stopped, unless_stopped
 from shared.bus.base import BusUnavailable, Consumer, EventBus, Message, MessageRefused, Record
 from shared.db import Database, UTCDateTime, session_scope, utc_now
 from shared.events.base import Event
@@ -720,7 +720,11 @@ class ConsumerRunner:
                 last_commit = time.monotonic()
                 next_watermark = time.monotonic()
                 while not stop.is_set():
-                    records = await consumer.poll(timeout_s=poll_timeout_s, max_records=500)
+                    # Stopping ends a poll that is still waiting: nothing was handed over yet, and the
+                    # stored positions, not the bus, say where the next member starts.
+                    records = await unless_stopped(
+                        stop, consumer.poll(timeout_s=poll_timeout_s, max_records=500), default=[]
+                    )
                     if records:
                         for record in await self.handle(consumer, records):
                             uncommitted[(record.topic, record.partition)] = record

@@ -39,6 +39,11 @@ from shared.settings import PlatformSettings, ServiceSettings, load_settings
 
 log = logging.getLogger(__name__)
 
+# How long start-up waits for the idempotency clean-up: a database that accepts connections and never
+# answers would otherwise hold the start, and so `/healthz` and `/readyz`, for the driver's 60 s connect
+# timeout. Housekeeping tries again ten minutes later, without a limit.
+_START_PRUNE_TIMEOUT_S = 5.0
+
 
 @dataclass(frozen=True)
 class ServiceDefinition:
@@ -157,7 +162,7 @@ class ServiceRuntime:
         self._stop = asyncio.Event()
         await self._probe_bus()
         self._spawn(self._watch_bus(self._stop), "bus-probe")
-        await self._prune_idempotency()
+        await self._prune_idempotency(timeout_s=_START_PRUNE_TIMEOUT_S)
         self._spawn(self._housekeeping(self._stop), "housekeeping")
         if self.settings.run_relay if relay is None else relay:
             self._spawn(self.relay().run(self._stop), "relay")
@@ -176,10 +181,10 @@ class ServiceRuntime:
             await sleep_unless_stopped(stop, every_s)
             await self._probe_bus()
 
-    async def _prune_idempotency(self) -> None:
+    async def _prune_idempotency(self, *, timeout_s: float | None = None) -> None:
         try:
-            pruned = await self.idempotency.prune()
-        except Exception as exc:  # a database outage only delays the clean-up
+            pruned = await asyncio.wait_for(self.idempotency.prune(), timeout_s)
+        except Exception as exc:  # a database outage (or silence) only delays the clean-up
             log.warning("%s: pruning idempotency records failed: %r", self.name, exc)
             return
         if pruned:

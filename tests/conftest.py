@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from shared.bus.base import EventBus
 from shared.bus.embedded import EmbeddedBus
 from shared.bus.kafka import KafkaBus
+from shared.testing import templates
 from shared.testing.infra import REPOSITORY, KafkaBroker, PostgresServer
 from shared.testing.processes import CrmProcess, free_port
 
@@ -95,6 +96,15 @@ async def drop_database(name: str, server_url: str) -> None:
             if "pg_signal_backend" not in str(exc) or attempt == 49:
                 raise
             await asyncio.sleep(0.1)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def migrated_templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[templates.MigratedTemplates]:
+    """Each service's migrations run once a session on SQLite, into a file its tests' databases are
+    copied from (`shared/testing/templates.py`)."""
+    made = templates.active = templates.MigratedTemplates(tmp_path_factory.mktemp("templates"))
+    yield made
+    templates.active = None
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -89,7 +89,10 @@ class EmbeddedBus(EventBus):
         self._connection: aiosqlite.Connection | None = None
         # One connection serves every coroutine; the lock keeps their transactions apart.
         self._lock = asyncio.Lock()
-        self._published = asyncio.Condition()
+        # Set, and replaced, at each publish; a waiter waits on the one current when it began. An event,
+        # not a condition: a wait cancelled mid-way (a consumer stopping during a poll) leaves no lock
+        # behind to re-acquire, which with `wait_for` on Python 3.11 could stay held for good.
+        self._published = asyncio.Event()
 
     async def start(self) -> None:
         if self._connection is not None:
@@ -199,14 +202,15 @@ class EmbeddedBus(EventBus):
                 if isinstance(exc, Exception):
                     raise BusUnavailable(f"embedded bus write failed: {exc}") from exc
                 raise
-        async with self._published:
-            self._published.notify_all()
+        published, self._published = self._published, asyncio.Event()
+        published.set()
 
     async def wait_for_publish(self, timeout_s: float) -> None:
         """Return when something is published in this process, or after `timeout_s` (other processes)."""
-        async with self._published:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._published.wait(), timeout_s)
+        published = self._published
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                await published.wait()
 
     def consumer(
         self, group: str, topics: Sequence[str], *, start_at: StartPositions | None = None

@@ -13,6 +13,7 @@ from pydantic import SecretStr
 from shared.bus.base import EventBus
 from shared.runtime import ServiceDefinition, ServiceRuntime
 from shared.settings import PlatformSettings
+from shared.testing.templates import fill_from_template
 from shared.web.app import create_service_app
 
 # The admin key the apps under test accept; the client `service_client` yields sends it.
@@ -31,7 +32,10 @@ async def service_client(
     consumers: bool = True,
     **platform_options: Any,
 ) -> AsyncIterator[tuple[httpx.AsyncClient, ServiceRuntime]]:
-    """The app and its runtime; `platform_options` override platform settings (rate limits, sizes)."""
+    """The app and its runtime; `platform_options` override platform settings (rate limits, sizes).
+
+    A SQLite database not made yet is first copied from the session's migrated template (`templates.py`)."""
+    await fill_from_template(definition, database_url)
     platform = PlatformSettings(
         data_dir=data_dir, bootstrap_api_key=SecretStr(TEST_BOOTSTRAP_KEY), **platform_options
     )

@@ -146,7 +146,8 @@ async def _unreachable_database(how: str) -> AsyncIterator[str]:
 async def test_with_the_database_unreachable_the_service_is_not_ready(
     how: str, local_bus: EmbeddedBus, tmp_path: Path
 ) -> None:
-    """503 problem+json of type `not-ready` within a few seconds, while the bus is fine."""
+    """503 problem+json of type `not-ready` within a few seconds, while the bus is fine; and the service
+    starts within a few seconds too, to answer that."""
     async with _unreachable_database(how) as database_url:
         settings = DEFINITION.settings_class(
             database_url=database_url, migrate_on_start=False, run_relay=False, run_consumers=False
@@ -155,10 +156,12 @@ async def test_with_the_database_unreachable_the_service_is_not_ready(
             DEFINITION, platform=PlatformSettings(data_dir=tmp_path), settings=settings, bus=local_bus
         )
         app = create_service_app(DEFINITION, runtime)
+        starting = time.monotonic()
         async with (
             app.router.lifespan_context(app),
             httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client,
         ):
+            start_up = time.monotonic() - starting
             started = time.monotonic()
             response = await client.get("/readyz")
             elapsed = time.monotonic() - started
@@ -168,6 +171,7 @@ async def test_with_the_database_unreachable_the_service_is_not_ready(
     assert problem["type"].endswith("not-ready")
     assert problem["status"] == 503
     assert elapsed < 5
+    assert start_up < 10, f"start-up waited {start_up:.0f}s for the database"
 
 
 # Set while the test itself sends requests; the background probe task was started before, so it

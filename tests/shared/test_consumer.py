@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import sqlite3
 import uuid
@@ -14,9 +15,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from shared.bus.base import Message
+from shared.bus.base import EventBus, Message
 from shared.bus.embedded import EmbeddedBus
-from shared.consumer import HandlerError, classify
+from shared.consumer import ConsumerRunner, ConsumerSpec, HandlerError, classify
 from shared.db import Database
 from shared.events import topics
 from shared.events.catalog import ContactCreated
@@ -289,3 +290,21 @@ async def test_a_running_consumer_commits_its_bus_position_by_the_time_it_stops(
     successor, [first] = await read(local_bus, 1)
     await successor.stop()
     assert first.headers["ce_id"] == latest.headers["ce_id"], "the group restarted behind its last commit"
+
+
+async def test_stopping_ends_a_waiting_poll_without_waiting_out_its_timeout(
+    database: Database, bus: EventBus, topic: str
+) -> None:
+    """A service stops at once, however long its idle consumers would poll: a stop that waited for the
+    poll to time out held up every shutdown (and every test's app) by up to the poll timeout."""
+    definition = dataclasses.replace(topics.CONTACTS, name=topic)  # a topic and group of its own
+    group = f"test.stopping.{uuid.uuid4().hex[:8]}"
+    spec = ConsumerSpec(name=group, topics=[definition], handlers={ContactCreated: Recorder()})
+    runner = ConsumerRunner(spec, database, tables.consumer_tables, bus)
+    await bus.ensure_topics(definition.bus_topics())
+    await bus.publish([dataclasses.replace(message(), topic=topic)])
+    stop = asyncio.Event()
+    worker = asyncio.create_task(runner.run(stop, poll_timeout_s=300))
+    await wait_until_caught_up(database, tables.consumer_tables, group, bus, [topic])
+    stop.set()  # the runner is now in a poll that would wait five minutes for a record
+    await asyncio.wait_for(worker, timeout=15)
