@@ -199,7 +199,7 @@ async def batch(
     recorded: list[touchpoints.NewTouchpoint] = []
     problems: list[FieldProblem] = []
     for index, message in enumerate(body.batch):
-        merged = {**message, "context": {**body.context, **_object(message.get("context"))}}
+        merged = {**message, "context": {**body.context, **service.as_object(message.get("context"))}}
         merged.setdefault("sentAt", body.sent_at)
         where = f"batch.{index}"
         try:
@@ -237,10 +237,6 @@ async def batch(
     )
     # Returned, not raised: raising would roll back the good calls with the request's transaction.
     return problem_response(request, problem)
-
-
-def _object(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
 
 
 def _located(where: str, error: ErrorDetails) -> str:

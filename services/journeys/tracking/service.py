@@ -141,7 +141,7 @@ def touchpoint_of(call: AnyCall, *, received_at: datetime, user_system: str) -> 
 
 def _fields(call: AnyCall, *, received_at: datetime, user_system: str) -> dict[str, Any]:
     context = call.context
-    campaign = _object(context.get("campaign"))
+    campaign = as_object(context.get("campaign"))
     properties: dict[str, Any] = dict(getattr(call, "properties", {}))
     fields: dict[str, Any] = {
         "message_id": call.message_id,
@@ -160,13 +160,13 @@ def _fields(call: AnyCall, *, received_at: datetime, user_system: str) -> dict[s
         return fields
     fields["anonymous_id"] = call.anonymous_id
     fields["email"] = _email(
-        call.traits if isinstance(call, IdentifyCall) else _object(context.get("traits"))
+        call.traits if isinstance(call, IdentifyCall) else as_object(context.get("traits"))
     )
     for name in ("stage", "team", "order_id", "score"):
         fields[name] = properties.get(name)
     fields["campaign"] = properties.get("campaign") or campaign.get("name")
     if isinstance(call, PageCall | ScreenCall):
-        page = _object(context.get("page"))
+        page = as_object(context.get("page"))
         fields["content_id"] = (
             properties.get("content_id") or properties.get("path") or page.get("path") or call.name
         )
@@ -195,7 +195,7 @@ def _channel(call: AnyCall, context: dict[str, Any]) -> str:
     return "other"
 
 
-def _object(value: Any) -> dict[str, Any]:
+def as_object(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
