@@ -4,7 +4,13 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from services.referrals.affiliates import models as _affiliates  # noqa: F401
+from services.referrals.clicks import models as _clicks  # noqa: F401
+from services.referrals.commissions import models as _commissions  # noqa: F401
+from services.referrals.conversions import models as _conversions  # noqa: F401
 from services.referrals.db import Base, tables
+from services.referrals.links import models as _links  # noqa: F401
+from services.referrals.programs import models as _programs  # noqa: F401
 from services.referrals.settings import ReferralsSettings
 from shared.runtime import ServiceDefinition, ServiceRuntime
 from shared.web.app import create_service_app

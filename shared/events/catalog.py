@@ -36,6 +36,17 @@ from shared.events.deals import (
 )
 from shared.events.entries import ContactFeedbackRecorded, ContactFeedbackRemoved
 from shared.events.journeys import JourneyStageEntered
+from shared.events.referrals import (
+    ClickRecorded,
+    CommissionApproved,
+    CommissionCreated,
+    CommissionPaid,
+    CommissionReversed,
+    ConversionDuplicate,
+    ConversionRecorded,
+    ConversionStatusChanged,
+    ReferralRewardGranted,
+)
 from shared.events.registry import EventRegistry
 from shared.events.touchpoints import TouchpointRecorded, TouchpointResolved
 
@@ -252,5 +263,14 @@ REGISTRY = EventRegistry(
         TouchpointRecorded,
         TouchpointResolved,
         JourneyStageEntered,
+        ClickRecorded,
+        ConversionRecorded,
+        ConversionDuplicate,
+        ConversionStatusChanged,
+        CommissionCreated,
+        CommissionApproved,
+        CommissionPaid,
+        CommissionReversed,
+        ReferralRewardGranted,
     ]
 )

@@ -116,9 +116,22 @@ JOURNEYS: Final = TopicDefinition(
 )
 REFERRALS: Final = TopicDefinition(
     name="crm.referrals",
-    description="Clicks, conversions, attribution, commissions and rewards.",
-    key="conversion id",
-    event_types=(),
+    description=(
+        "Clicks on affiliate and referral links, the conversions partners and trackers report, and the "
+        "commissions and referral rewards they earn."
+    ),
+    key="click id for a click; conversion id for a conversion and the commissions and rewards it earns",
+    event_types=(
+        "crm.click.recorded",
+        "crm.conversion.recorded",
+        "crm.conversion.duplicate",
+        "crm.conversion.status_changed",
+        "crm.commission.created",
+        "crm.commission.approved",
+        "crm.commission.paid",
+        "crm.commission.reversed",
+        "crm.referral_reward.granted",
+    ),
     producers=("referrals",),
 )
 KPI: Final = TopicDefinition(

@@ -1,0 +1,1 @@
+"""Affiliates: partners, and customers who refer; their API keys."""

@@ -1,0 +1,1 @@
+"""Clicks: the `/r/{code}` redirect, and the durable path that takes each click to the database."""

@@ -1,0 +1,1 @@
+"""Conversions: postbacks (JSON and GET), their idempotency, attribution and its explanation, fraud holds."""

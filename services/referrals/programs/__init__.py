@@ -1,0 +1,1 @@
+"""Programs: commission rules, attribution model and window, hold period, referral rewards."""
