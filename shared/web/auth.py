@@ -6,6 +6,11 @@ Every route declares exactly one of:
 - `dependencies=[PUBLIC]` for the few routes anyone may call (health, the click redirect, signed
   postbacks).
 
+A key bound to an affiliate is refused (403) by every route that does not open itself to such keys,
+whatever the key's scopes: `requires(scope, affiliate_keys=True)` or an `AffiliateDep` parameter opens a
+route. An affiliate's key holds `referrals:read`, and without this rule it would read every affiliate's
+data through the staff API; with it, a route added later is closed to affiliates until it says otherwise.
+
 `create_service_app` refuses to start with a route that declares neither. The check itself runs in
 `shared.web.routing.ApiRoute`, before the body is read, so a caller without a key learns nothing else.
 """
@@ -38,12 +43,21 @@ async def _authorized(
     return principal
 
 
-def requires(scope: str) -> Any:
+async def _authorized_affiliate_too(
+    request: Request, _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Principal:
+    return await _authorized(request, _credentials)
+
+
+def requires(scope: str, *, affiliate_keys: bool = False) -> Any:
     """The route needs a key holding `scope` (or `admin`); it answers 401 without a key, 403 without
-    the scope. Used as a dependency, it also yields the caller's `Principal`."""
+    the scope. Used as a dependency, it also yields the caller's `Principal`.
+
+    `affiliate_keys=True` lets keys bound to an affiliate in as well (posting a conversion, `/v1/me`);
+    the endpoint must then keep to that affiliate's own data."""
     if scope not in SCOPES:
         raise ValueError(f"unknown scope {scope!r}; add it to shared.auth.principal.SCOPES")
-    return Security(_authorized, scopes=[scope])
+    return Security(_authorized_affiliate_too if affiliate_keys else _authorized, scopes=[scope])
 
 
 _write_key = HTTPBasic(
@@ -81,7 +95,12 @@ PUBLIC: Any = Depends(_public)
 
 
 def is_authorization(call: object) -> bool:
-    return call is _authorized or call is _authorized_by_write_key
+    return call is _authorized or call is _authorized_by_write_key or call is _authorized_affiliate_too
+
+
+def opens_to_affiliates(call: object) -> bool:
+    """The dependency lets keys bound to an affiliate call its route."""
+    return call is _authorized_affiliate_too or call is _affiliate
 
 
 def is_public_marker(call: object) -> bool:

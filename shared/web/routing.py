@@ -28,7 +28,7 @@ from fastapi.routing import APIRoute
 from shared.auth.principal import Principal
 from shared.runtime import ServiceRuntime
 from shared.settings import UNAUTHENTICATED
-from shared.web.auth import accepts_write_key, is_authorization, is_public_marker
+from shared.web.auth import accepts_write_key, is_authorization, is_public_marker, opens_to_affiliates
 from shared.web.idempotency import HEADER as IDEMPOTENCY_HEADER
 from shared.web.idempotency import checked_key, run_once
 from shared.web.limits import retry_after_header
@@ -45,11 +45,14 @@ class Access:
     scopes: tuple[str, ...]
     write_key: bool = False
     """The key may come as HTTP Basic user name (`shared.web.auth.requires_write_key`)."""
+    affiliate_keys: bool = False
+    """Keys bound to an affiliate may call it (`requires(..., affiliate_keys=True)`, `AffiliateDep`)."""
 
 
 def _access(dependant: Dependant) -> Access:
     public = False
     write_key = False
+    affiliate_keys = False
     scopes: list[str] = []
     pending = list(dependant.dependencies)
     while pending:
@@ -59,8 +62,11 @@ def _access(dependant: Dependant) -> Access:
         elif is_authorization(dependency.call):
             scopes.extend(dependency.own_oauth_scopes or ())
             write_key = write_key or accepts_write_key(dependency.call)
+        affiliate_keys = affiliate_keys or opens_to_affiliates(dependency.call)
         pending.extend(dependency.dependencies)
-    return Access(public=public, scopes=tuple(sorted(set(scopes))), write_key=write_key)
+    return Access(
+        public=public, scopes=tuple(sorted(set(scopes))), write_key=write_key, affiliate_keys=affiliate_keys
+    )
 
 
 def _presented_key(authorization: str, *, write_key: bool) -> str | None:
@@ -195,6 +201,13 @@ class ApiRoute(APIRoute):
                 slug="unauthorized",
                 detail="The API key is unknown, revoked or expired.",
                 headers={"WWW-Authenticate": f'{_WWW_AUTHENTICATE}, error="invalid_token"'},
+            )
+        if principal.affiliate_id is not None and not access.affiliate_keys:
+            raise ProblemError(
+                403,
+                "Forbidden",
+                slug="forbidden",
+                detail="This route is not open to a key bound to an affiliate; its own data is under /v1/me.",
             )
         for scope in access.scopes:
             if not principal.allows(scope):

@@ -84,6 +84,14 @@ def _definition(workshop: Workshop) -> ServiceDefinition:
     async def mine(principal: AffiliateDep) -> dict[str, str | None]:
         return {"affiliate_id": principal.affiliate_id}
 
+    @router.get("/everyones", dependencies=[requires("referrals:read")])
+    async def everyones() -> dict[str, str]:
+        return {"all": "affiliates"}
+
+    @router.get("/posted", dependencies=[requires("referrals:read", affiliate_keys=True)])
+    async def posted() -> dict[str, str]:
+        return {"open": "to affiliates"}
+
     @router.post("/small", dependencies=[requires("kpi:write")], openapi_extra={"x-max-body-bytes": 64})
     async def small(body: Thing) -> Thing:
         return body
@@ -284,6 +292,21 @@ async def test_a_key_bound_to_an_affiliate_is_a_principal_of_its_own(
     admin = await client.get("/v1/things/mine")
     assert admin.status_code == 403
     assert "affiliate" in admin.json()["detail"]
+
+
+async def test_a_key_bound_to_an_affiliate_gets_only_the_routes_open_to_affiliates(
+    api: tuple[httpx.AsyncClient, ServiceRuntime],
+) -> None:
+    client, _ = api
+    created = await client.post("/v1/keys", json={"scopes": ["referrals:read"], "affiliate_id": "aff-7"})
+    affiliate = {"Authorization": f"Bearer {created.json()['key']}"}
+    # The scope would let it in; the route does not open itself to affiliates, so it is refused.
+    refused = await client.get("/v1/things/everyones", headers=affiliate)
+    assert refused.status_code == 403
+    assert "/v1/me" in refused.json()["detail"]
+    assert (await client.get("/v1/things/posted", headers=affiliate)).json() == {"open": "to affiliates"}
+    # Other keys are not affected.
+    assert (await client.get("/v1/things/everyones")).json() == {"all": "affiliates"}
 
 
 async def test_an_idempotent_post_commits_before_its_answer_is_kept(
