@@ -33,6 +33,10 @@ class IdentityHasher:
         """The hex HMAC-SHA256 of the address, trimmed and lower-cased as contacts store it."""
         return hmac.new(self._key, address.strip().lower().encode(), hashlib.sha256).hexdigest()
 
+    def ip(self, address: str) -> str:
+        """The hex HMAC-SHA256 of a client address, as given: enough to see a burst from one address."""
+        return hmac.new(self._key, b"ip:" + address.encode(), hashlib.sha256).hexdigest()
+
 
 def identity_key(platform: PlatformSettings) -> bytes:
     """The configured key; without one (embedded mode, tests), a random key made once and kept in the

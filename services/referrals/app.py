@@ -5,12 +5,18 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from services.referrals.affiliates import models as _affiliates  # noqa: F401
+from services.referrals.affiliates.endpoints import router as affiliates_router
 from services.referrals.clicks import models as _clicks  # noqa: F401
+from services.referrals.clicks.endpoints import redirect_router
+from services.referrals.clicks.endpoints import router as clicks_router
+from services.referrals.clicks.service import drain_clicks
 from services.referrals.commissions import models as _commissions  # noqa: F401
 from services.referrals.conversions import models as _conversions  # noqa: F401
 from services.referrals.db import Base, tables
 from services.referrals.links import models as _links  # noqa: F401
+from services.referrals.links.endpoints import router as links_router
 from services.referrals.programs import models as _programs  # noqa: F401
+from services.referrals.programs.endpoints import router as programs_router
 from services.referrals.settings import ReferralsSettings
 from shared.runtime import ServiceDefinition, ServiceRuntime
 from shared.web.app import create_service_app
@@ -25,6 +31,8 @@ DEFINITION = ServiceDefinition(
     outbox=tables.outbox_tables,
     consumer_tables=tables.consumer_tables,
     access=tables.access,
+    routers=[programs_router, affiliates_router, links_router, clicks_router, redirect_router],
+    workers=[drain_clicks],
 )
 
 

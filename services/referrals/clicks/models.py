@@ -1,7 +1,7 @@
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Boolean, Index, String, Uuid
+from sqlalchemy import BigInteger, Boolean, Index, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from services.referrals.db import Base
@@ -45,3 +45,20 @@ class Click(Base):
     # Set when a conversion names this click with a known contact, so that an erasure finds it.
     contact_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now)
+
+
+class ClickJournal(Base):
+    """How far the database has applied one click journal file (`clicks.journal`).
+
+    Updated in the transaction that inserts the clicks read up to `applied_offset`, so a crash never
+    leaves the position and the rows disagree; a fully applied file of a stopped process is deleted,
+    then its row.
+    """
+
+    __tablename__ = "click_journal"
+
+    # The journal's file name in the service's data folder (unique per process start).
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    # Bytes of the file applied: the next drain reads from here.
+    applied_offset: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now)

@@ -68,6 +68,14 @@ def upgrade() -> None:
         batch_op.create_index("ix_click_visitor_id_clicked_at", ["visitor_id", "clicked_at"], unique=False)
 
     op.create_table(
+        "click_journal",
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("applied_offset", sa.BigInteger(), nullable=False),
+        sa.Column("updated_at", UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("name", name=op.f("pk_click_journal")),
+    )
+
+    op.create_table(
         "payout",
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("affiliate_id", sa.Uuid(), nullable=False),
@@ -299,6 +307,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_click_affiliate_id_clicked_at")
 
     op.drop_table("click")
+    op.drop_table("click_journal")
     with op.batch_alter_table("affiliate", schema=None) as batch_op:
         batch_op.drop_index("ix_affiliate_email_hash")
         batch_op.drop_index("ix_affiliate_created_at_id")
