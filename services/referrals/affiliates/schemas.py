@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, model_validator
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
 from shared.auth.principal import AFFILIATE_SCOPES
 
@@ -38,12 +38,13 @@ class AffiliatePatch(BaseModel):
     contact_id: uuid.UUID | None = None
     status: AffiliateStatus | None = Field(None, description=_STATUS)
 
-    @model_validator(mode="after")
-    def _not_cleared(self) -> Self:
-        for name in ("name", "status"):
-            if name in self.model_fields_set and getattr(self, name) is None:
-                raise ValueError(f"{name} cannot be null; leave it out to keep it")
-        return self
+    # Runs only for values given: a field left out is kept, a null is refused, naming the field.
+    @field_validator("name", "status")
+    @classmethod
+    def _not_cleared(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("cannot be null; leave it out to keep it")
+        return value
 
     def given(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.model_fields_set}

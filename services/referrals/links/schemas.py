@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, Self
-from urllib.parse import urlsplit
+from typing import Annotated, Any
+from urllib.parse import quote, urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 CODE_PATTERN = r"^[A-Za-z0-9_-]{3,64}$"
 UTM_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
@@ -20,6 +20,11 @@ def absolute_http_url(value: str) -> str:
         raise ValueError("must be an absolute http(s) URL, e.g. `https://shop.example.com/pricing`")
     if any(character.isspace() for character in value):
         raise ValueError("must not contain white space")
+    if not value.isascii():
+        # It goes out in a `Location` header, which is ASCII: encode the path and query as a browser does.
+        if not parts.hostname.isascii():
+            raise ValueError("give the host name in its ASCII (punycode) form, e.g. `xn--caf-dma.example`")
+        value = quote(value, safe="!#$%&'()*+,/:;=?@[]~")
     return value
 
 
@@ -65,11 +70,13 @@ class LinkPatch(LinkUtm):
 
     destination_url: Destination | None = None
 
-    @model_validator(mode="after")
-    def _destination_kept(self) -> Self:
-        if "destination_url" in self.model_fields_set and self.destination_url is None:
-            raise ValueError("destination_url cannot be null; leave it out to keep it")
-        return self
+    # Runs only for a value given: left out keeps the destination, a null is refused.
+    @field_validator("destination_url")
+    @classmethod
+    def _destination_kept(cls, value: str | None) -> str:
+        if value is None:
+            raise ValueError("cannot be null; leave it out to keep it")
+        return value
 
     def given(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.model_fields_set}

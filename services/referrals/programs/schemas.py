@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from services.referrals.programs.rules import CommissionRule, ReferralRewards
 from shared.iso_codes import CurrencyCode
@@ -76,12 +76,13 @@ class ProgramPatch(BaseModel):
     def _rules(cls, rules: list[CommissionRule] | None) -> list[CommissionRule] | None:
         return None if rules is None else _one_rule_per_goal(rules)
 
-    @model_validator(mode="after")
-    def _not_cleared(self) -> Self:
-        for name in _NOT_NULL:
-            if name in self.model_fields_set and getattr(self, name) is None:
-                raise ValueError(f"{name} cannot be null; leave it out to keep it")
-        return self
+    # Runs only for values given: a field left out is kept, a null is refused, naming the field.
+    @field_validator(*_NOT_NULL)
+    @classmethod
+    def _not_cleared(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("cannot be null; leave it out to keep it")
+        return value
 
     def given(self) -> dict[str, Any]:
         """The fields the patch names, as the program stores them (rules as JSON)."""

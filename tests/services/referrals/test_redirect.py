@@ -16,7 +16,8 @@ from sqlalchemy import func, select
 
 from services.referrals.clicks import service as clicks
 from services.referrals.clicks.journal import FOLDER, ClickJournal
-from services.referrals.clicks.models import Click, ClickJournal as JournalRow
+from services.referrals.clicks.models import Click
+from services.referrals.clicks.models import ClickJournal as JournalRow
 from services.referrals.clicks.path import click_path
 from services.referrals.clicks.service import ClickLine
 from shared.bus.base import EventBus
@@ -86,8 +87,10 @@ async def test_a_click_redirects_with_utm_tags_and_the_click_id_and_reaches_the_
         cookies = answer.headers.get_list("set-cookie")
         click_cookie = next(c for c in cookies if c.startswith("crm_click_id="))
         visitor_cookie = next(c for c in cookies if c.startswith("crm_visitor="))
-        assert f"Max-Age={14 * 86400}" in click_cookie and "HttpOnly" not in click_cookie
-        assert "HttpOnly" in visitor_cookie and f"Max-Age={365 * 86400}" in visitor_cookie
+        assert f"Max-Age={14 * 86400}" in click_cookie
+        assert "HttpOnly" not in click_cookie
+        assert "HttpOnly" in visitor_cookie
+        assert f"Max-Age={365 * 86400}" in visitor_cookie
 
         await _settled(runtime)
         await _settled(runtime)  # a second drain applies nothing again
@@ -95,12 +98,17 @@ async def test_a_click_redirects_with_utm_tags_and_the_click_id_and_reaches_the_
         assert click.id == click_id
         assert click.visitor_id == answer.cookies["crm_visitor"]
         assert (click.link_id, click.program_id, click.affiliate_id) == (link.id, program.id, affiliate.id)
-        assert click.user_agent == BROWSER and click.referrer == "https://blog.example.org/review"
+        assert click.user_agent == BROWSER
+        assert click.referrer == "https://blog.example.org/review"
         assert click.landing_url == answer.headers["location"]
-        assert click.ip_hash is not None and len(click.ip_hash) == 64 and not click.is_bot
+        assert click.ip_hash is not None
+        assert len(click.ip_hash) == 64
+        assert not click.is_bot
         [event] = await outbox_events(runtime, "crm.click.recorded")
         assert event["key"] == click_id
-        assert event["click_id"] == click_id and event["link_id"] == str(link.id) and event["is_bot"] is False
+        assert event["click_id"] == click_id
+        assert event["link_id"] == str(link.id)
+        assert event["is_bot"] is False
 
 
 async def test_the_visitor_cookie_is_kept_across_clicks_and_each_click_has_its_own_id(
@@ -237,7 +245,8 @@ async def test_a_journal_of_a_live_process_is_left_to_it(
         try:
             await clicks.drain(click_path(runtime), orphans=True)
             assert await _clicks(runtime) == []
-            assert live.current is not None and (tmp_path / FOLDER / live.current).exists()
+            assert live.current is not None
+            assert (tmp_path / FOLDER / live.current).exists()
         finally:
             live.close()
         await clicks.drain(click_path(runtime), orphans=True)
@@ -247,5 +256,6 @@ async def test_a_journal_of_a_live_process_is_left_to_it(
 async def test_the_journal_line_round_trips() -> None:
     line = _line(uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), "abc")
     row = clicks._row(line.encode())
-    assert row["id"] == line.id and row["clicked_at"] == line.clicked_at
+    assert row["id"] == line.id
+    assert row["clicked_at"] == line.clicked_at
     assert json.loads(line.encode())["v"] == 1
