@@ -73,6 +73,12 @@ class CrmProcess:
             self._process.kill()
             self._process.wait()
 
+    def kill(self) -> None:
+        """SIGKILL, as the OOM killer or a lost node would: no shutdown code runs."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+
     def __enter__(self) -> Self:
         return self.start()
 
