@@ -1,11 +1,11 @@
-"""The bare FastAPI endpoints `POST /v1/contacts` and `POST /v1/track` are compared with: each validates
-the same kind of body (the track call with the product's own model) and answers, with no database, no
-bus and no middleware. Served by uvicorn in a process of its own:
+"""The bare FastAPI endpoints `POST /v1/contacts`, `POST /v1/track` and `GET /r/{code}` are compared
+with: each validates the same kind of body (the track call with the product's own model) and answers,
+with no database, no bus and no middleware. Served by uvicorn in a process of its own:
 `uvicorn services.bench.baseline_app:app`."""
 
 from __future__ import annotations
 
-from fastapi import FastAPI, status
+from fastapi import FastAPI, Response, status
 from pydantic import BaseModel, EmailStr
 
 from services.journeys.tracking.schemas import Accepted, TrackCall
@@ -27,6 +27,14 @@ async def create_contact(body: ContactBody) -> ContactBody:
 @app.post("/v1/track")
 async def track(body: TrackCall) -> Accepted:
     return Accepted()
+
+
+@app.get("/r/{code}")
+async def redirect(code: str) -> Response:
+    """A bare 302: what `/r/{code}` is compared with (the product also records the click)."""
+    return Response(
+        status_code=status.HTTP_302_FOUND, headers={"Location": f"https://shop.example.com/?ref={code}"}
+    )
 
 
 @app.get("/healthz")

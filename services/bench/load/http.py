@@ -25,14 +25,14 @@ class HttpError(Exception):
 
 
 class JsonPoster:
-    def __init__(self, url: str, *, max_connections: int = 256) -> None:
+    def __init__(self, url: str, *, max_connections: int = 256, method: str = "POST") -> None:
         parts = urlsplit(url)
         if parts.scheme != "http" or parts.hostname is None:
             raise ValueError(f"only http:// URLs are supported: {url}")
         self.host = parts.hostname
         self.port = parts.port or 80
         self._head = (
-            f"POST {parts.path or '/'} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+            f"{method} {parts.path or '/'} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
             f"Authorization: Bearer {BENCH_API_KEY}\r\n"
             "Content-Type: application/json\r\nContent-Length: "
         ).encode()

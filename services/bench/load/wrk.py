@@ -31,6 +31,10 @@ end
 
 function request()
   counter = counter + 1
+  if kind == "redirect" then
+    local browser = "Mozilla/5.0 (X11; Linux x86_64) Chrome/126.0 Safari/537.36"
+    return wrk.format("GET", nil, {["User-Agent"] = browser})
+  end
   local body
   if kind == "track" then
     body = string.format(
@@ -85,10 +89,11 @@ async def run_wrk(
     connections: int,
     threads: int = 1,
     email_prefix: str,
-    body: Literal["contact", "track"] = "contact",
+    body: Literal["contact", "track", "redirect"] = "contact",
 ) -> WrkResult:
-    """`body`: a contact to create, or a track call, sent as tracking libraries do (the key as HTTP
-    Basic user name). `email_prefix` makes the emails or message ids of one run unique."""
+    """`body`: a contact to create, a track call, sent as tracking libraries do (the key as HTTP
+    Basic user name), or `redirect`: a browser's GET with no key (wrk counts a 302 as a success).
+    `email_prefix` makes the emails or message ids of one run unique."""
     authorization = (
         "Basic " + base64.b64encode(f"{BENCH_API_KEY}:".encode()).decode()
         if body == "track"

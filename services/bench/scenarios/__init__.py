@@ -4,6 +4,7 @@ left by earlier ones)."""
 
 from services.bench.scenarios import (
     batch_upsert,
+    click_redirect,
     commit_to_view,
     consumer_apply,
     contact_search,
@@ -19,6 +20,7 @@ from services.bench.scenarios.base import Scenario
 SCENARIOS: list[Scenario] = [
     create_contact.SCENARIO,
     track_ingest.SCENARIO,
+    click_redirect.SCENARIO,
     batch_upsert.SCENARIO,
     contact_search.SCENARIO,
     timeline_pages.SCENARIO,
