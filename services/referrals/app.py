@@ -31,7 +31,8 @@ DEFINITION = ServiceDefinition(
     outbox=tables.outbox_tables,
     consumer_tables=tables.consumer_tables,
     access=tables.access,
-    routers=[programs_router, affiliates_router, links_router, clicks_router, redirect_router],
+    # The redirect first: the hottest route is matched before the others.
+    routers=[redirect_router, programs_router, affiliates_router, links_router, clicks_router],
     workers=[drain_clicks],
 )
 

@@ -23,6 +23,8 @@ class ClickPath:
         self.hasher = IdentityHasher(identity_key(runtime.platform))
         # Set by the redirect after each click: the drain applies what came in since it last ran.
         self.wake = asyncio.Event()
+        # Clicks journaled by this process: the drain sees from it whether redirects are coming in.
+        self.journaled = 0
         # One drain at a time per process (the background task, a test, shutdown).
         self.drain_lock = asyncio.Lock()
 

@@ -13,6 +13,7 @@ from services.referrals.programs.models import Program
 from shared.db import utc_now
 from shared.pagination import Keyset, PageRequest, Slice, SortKey, fetch_page
 
+_CLICKS = Click.metadata.tables[Click.__tablename__]
 NEWEST_FIRST = Keyset(SortKey(Click.clicked_at, descending=True), SortKey(Click.id, descending=True))
 
 
@@ -38,9 +39,10 @@ class ClickRepository:
             return set()
         postgres = self.session.get_bind().dialect.name == "postgresql"
         statement = (
-            (postgresql.insert if postgres else sqlite.insert)(Click)
-            .on_conflict_do_nothing(index_elements=[Click.id])
-            .returning(Click.id)
+            # The table, not the mapped class: a Core executemany, without the ORM's bulk-insert bookkeeping.
+            (postgresql.insert if postgres else sqlite.insert)(_CLICKS)
+            .on_conflict_do_nothing(index_elements=["id"])
+            .returning(_CLICKS.c.id)
         )
         return set(await self.session.scalars(statement, list(rows)))
 
