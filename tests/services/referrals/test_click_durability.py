@@ -120,7 +120,8 @@ async def test_a_killed_process_loses_and_doubles_no_click_it_answered(
         process = serve()
         try:
             ids |= await _fire(base, link["code"], 20)  # the new process's own clicks too
-            for _attempt in range(600):
+            # 15 s at most: the dead process's journal is drained at start-up, not at the next 30 s scan.
+            for _attempt in range(300):
                 async with read_scope(database) as session:
                     count = await session.scalar(select(func.count()).select_from(Click))
                 if count == len(ids):
