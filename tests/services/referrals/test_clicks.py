@@ -51,7 +51,8 @@ async def test_clicks_are_listed_newest_first_with_filters_and_cursors(
         ]
         assert await listed(until=(now - timedelta(hours=2)).isoformat()) == [made[3].id, made[4].id]
         first = (await client.get("/v1/clicks", params={"link_id": str(ada_one.id), "limit": 1})).json()
-        assert first["items"][0]["is_bot"] is False and first["items"][0]["code"] == ada_one.code
+        assert first["items"][0]["is_bot"] is False
+        assert first["items"][0]["code"] == ada_one.code
         assert error_fields(await client.get("/v1/clicks", params={"since": "2026-01-01T00:00:00"})) == [
             "since"
         ]

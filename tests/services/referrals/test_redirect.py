@@ -259,3 +259,30 @@ async def test_the_journal_line_round_trips() -> None:
     assert row["id"] == line.id
     assert row["clicked_at"] == line.clicked_at
     assert json.loads(line.encode())["v"] == 1
+
+
+async def test_full_journals_are_rotated_applied_and_deleted(
+    database_url: str, local_bus: EventBus, tmp_path: Path
+) -> None:
+    async with referrals_api(database_url, local_bus, tmp_path) as (client, runtime):
+        link = await make_link(runtime, await make_program(runtime), await make_affiliate(runtime))
+        path = click_path(runtime)
+        path.journal.rotate_bytes = 1  # every drain begins a new file
+        names = set()
+        for _ in range(3):
+            assert (await client.get(f"/r/{link.code}", headers={"User-Agent": BROWSER})).status_code == 302
+            names.add(path.journal.current)
+            await _settled(runtime)
+        assert len(names) == 3
+        assert os.listdir(tmp_path / FOLDER) == []  # each retired file applied, then deleted
+        assert len(await _clicks(runtime)) == 3
+        assert len(await outbox_events(runtime, "crm.click.recorded")) == 3
+
+
+def test_a_journal_with_fsync_writes_the_same_lines(tmp_path: Path) -> None:
+    journal = ClickJournal(tmp_path, fsync=True)
+    line = _line(uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), "abc").encode()
+    journal.append(line)
+    assert journal.current is not None
+    assert (tmp_path / journal.current).read_bytes() == line
+    journal.close()
