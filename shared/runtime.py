@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -45,9 +45,6 @@ log = logging.getLogger(__name__)
 _START_PRUNE_TIMEOUT_S = 5.0
 
 
-Worker = Callable[["ServiceRuntime", asyncio.Event], Coroutine[Any, Any, None]]
-
-
 @dataclass(frozen=True)
 class ServiceDefinition:
     name: str
@@ -61,9 +58,6 @@ class ServiceDefinition:
     access: AccessTables
     routers: Sequence[APIRouter] = ()
     consumers: Sequence[ConsumerSpec] = field(default_factory=tuple)
-    # Background work of the service's own (e.g. draining a journal into the database): each is called
-    # with the runtime and the stop event when the runtime starts, and runs until the event is set.
-    workers: Sequence[Worker] = ()
 
     def __post_init__(self) -> None:
         # Every service keeps its own copy of the API keys, fed from `crm.access`.
@@ -175,8 +169,6 @@ class ServiceRuntime:
         if self.settings.run_consumers if consumers is None else consumers:
             for runner in self.consumer_runners():
                 self._spawn(runner.run(self._stop), runner.spec.name)
-        for worker in self.definition.workers:
-            self._spawn(worker(self, self._stop), getattr(worker, "__name__", "worker"))
         log.info("%s: workers running: %s", self.name, ", ".join(t.get_name() for t in self._tasks) or "none")
 
     async def _probe_bus(self) -> None:

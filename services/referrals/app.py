@@ -9,7 +9,6 @@ from services.referrals.affiliates.endpoints import router as affiliates_router
 from services.referrals.clicks import models as _clicks  # noqa: F401
 from services.referrals.clicks.endpoints import redirect_router
 from services.referrals.clicks.endpoints import router as clicks_router
-from services.referrals.clicks.service import drain_clicks
 from services.referrals.commissions import models as _commissions  # noqa: F401
 from services.referrals.conversions import models as _conversions  # noqa: F401
 from services.referrals.db import Base, tables
@@ -33,7 +32,6 @@ DEFINITION = ServiceDefinition(
     access=tables.access,
     # The redirect first: the hottest route is matched before the others.
     routers=[redirect_router, programs_router, affiliates_router, links_router, clicks_router],
-    workers=[drain_clicks],
 )
 
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import secrets
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import Depends, Query, Request, Response
+from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi.responses import HTMLResponse
 from pydantic import AwareDatetime
 
@@ -21,6 +24,7 @@ from services.referrals.clicks.repository import NEWEST_FIRST
 from services.referrals.clicks.schemas import ClickRead
 from services.referrals.clicks.service import ClickLine
 from shared.pagination import PageRequest
+from shared.runtime import ServiceRuntime
 from shared.web.auth import PUBLIC, requires
 from shared.web.deps import ReadSessionDep, get_runtime
 from shared.web.pagination import Page, page_request, paginated
@@ -29,13 +33,37 @@ from shared.web.routing import api_router
 
 log = logging.getLogger(__name__)
 
-redirect_router = api_router(tags=["click redirect"])
+
+@asynccontextmanager
+async def _draining(app: FastAPI) -> AsyncIterator[None]:
+    """The click journal's drain, for as long as the app serves. Tied to the app that serves the
+    redirect rather than to the consumers (`RUN_CONSUMERS`): a journal can only be drained by the
+    process writing it while that process lives (it holds the file's lock)."""
+    runtime = app.state.runtime
+    assert isinstance(runtime, ServiceRuntime)
+    stop = asyncio.Event()
+    task = asyncio.create_task(service.drain_clicks(runtime, stop), name=f"{runtime.name}:click-journal")
+    try:
+        yield
+    finally:
+        stop.set()
+        # The drain applies what is left, then returns; a database that hangs must not hold the stop.
+        done, _ = await asyncio.wait([task], timeout=_STOP_TIMEOUT_S)
+        if not done:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        elif (error := task.exception()) is not None:
+            log.error("the click journal's drain stopped: %r", error, exc_info=error)
+
+
+redirect_router = api_router(tags=["click redirect"], lifespan=_draining)
 router = api_router(prefix="/v1/clicks", tags=["clicks"])
 
 VISITOR_COOKIE = "crm_visitor"
 _CODE = re.compile(r"^[A-Za-z0-9_-]{3,64}$")
 _VISITOR = re.compile(r"^[A-Za-z0-9_-]{8,32}$")
 _VISITOR_SECONDS = 365 * 24 * 3600
+_STOP_TIMEOUT_S = 15.0
 _NOT_FOUND_PAGE = (
     "<!doctype html><html lang=en><meta charset=utf-8><title>Link not found</title>"
     "<h1>Link not found</h1><p>This link does not exist. Check that it was copied whole.</p></html>"

@@ -248,8 +248,9 @@ async def drain(path: ClickPath, *, orphans: bool = False) -> int:
 
 
 async def drain_clicks(runtime: ServiceRuntime, stop: asyncio.Event) -> None:
-    """The service's background task: drain at start-up (journals a killed process left included),
-    after each click, and at shutdown. A database outage only delays it: the journal keeps the clicks."""
+    """The drain's loop, started with the web app (`endpoints._draining`): at start-up (journals a
+    killed process left included), after each click, and at shutdown. A database outage only delays
+    it: the journal keeps the clicks."""
     path = click_path(runtime)
     next_scan = 0.0
     while not stop.is_set():

@@ -86,8 +86,7 @@ class ProgramPatch(BaseModel):
 
     def given(self) -> dict[str, Any]:
         """The fields the patch names, as the program stores them (rules as JSON)."""
-        values = self.model_dump(include=self.model_fields_set, mode="json", exclude_none=False)
-        return values
+        return self.model_dump(include=self.model_fields_set, mode="json")
 
 
 class ProgramRead(BaseModel):
