@@ -10,6 +10,7 @@ from services.referrals.commissions import models as _commissions  # noqa: F401
 from services.referrals.conversions import models as _conversions  # noqa: F401
 from services.referrals.db import Base, tables
 from services.referrals.links import models as _links  # noqa: F401
+from services.referrals.people.handlers import PEOPLE_CONSUMER
 from services.referrals.programs import models as _programs  # noqa: F401
 from services.referrals.settings import ReferralsSettings
 from shared.runtime import ServiceDefinition, ServiceRuntime
@@ -25,6 +26,7 @@ DEFINITION = ServiceDefinition(
     outbox=tables.outbox_tables,
     consumer_tables=tables.consumer_tables,
     access=tables.access,
+    consumers=[PEOPLE_CONSUMER],
 )
 
 
