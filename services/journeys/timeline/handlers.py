@@ -10,8 +10,14 @@ from services.journeys.db import outbox
 from services.journeys.identities import service as identities
 from services.journeys.identities import stitching
 from services.journeys.identities.models import ContactIdentityLink
-from services.journeys.timeline import service
-from services.journeys.timeline.models import TimelineContactAlias, TimelineDealContact, TimelineEntry
+from services.journeys.timeline import referrals, service
+from services.journeys.timeline.models import (
+    TimelineContactAlias,
+    TimelineDealContact,
+    TimelineEntry,
+    TimelineReferralClick,
+    TimelineReferralConversion,
+)
 from services.journeys.touchpoints import service as touchpoints
 from services.journeys.touchpoints.models import Touchpoint
 from shared.consumer import ConsumerSpec
@@ -38,6 +44,16 @@ from shared.events.deals import (
     DealWon,
 )
 from shared.events.envelope import Envelope
+from shared.events.referrals import (
+    ClickRecorded,
+    CommissionApproved,
+    CommissionCreated,
+    CommissionPaid,
+    CommissionReversed,
+    ConversionRecorded,
+    ConversionStatusChanged,
+    ReferralRewardGranted,
+)
 from shared.events.touchpoints import TouchpointRecorded
 
 
@@ -116,6 +132,7 @@ async def on_contact_merged(session: AsyncSession, envelope: Envelope) -> None:
     assert isinstance(event, ContactMerged)
     await service.repoint(session, event.merged_contact_id, event.contact_id)
     await touchpoints.repoint(session, event.merged_contact_id, event.contact_id)
+    await referrals.repoint(session, event.merged_contact_id, event.contact_id)
     await identities.merge(session, event.merged_contact_id, event.contact_id, envelope.time)
     service.record(
         session,
@@ -134,6 +151,7 @@ async def on_contact_erased(session: AsyncSession, envelope: Envelope) -> None:
     for contact_id in erased:
         await service.forget(session, contact_id)
     await service.forget_deals(session, erased)
+    await referrals.forget(session, erased)
     await touchpoints.forget(session, erased)  # before the links it follows go
     await identities.forget(session, erased)
     await outbox.add(
@@ -218,7 +236,7 @@ async def _attach(session: AsyncSession, contact_id: uuid.UUID, attached: Sequen
 
 TIMELINE_CONSUMER = ConsumerSpec(
     name="journeys.timeline",
-    topics=[topics.CONTACTS, topics.TOUCHPOINTS, topics.DEALS],
+    topics=[topics.CONTACTS, topics.TOUCHPOINTS, topics.DEALS, topics.REFERRALS],
     handlers={
         ContactCreated: on_contact_created,
         ContactUpdated: on_contact_updated,
@@ -235,7 +253,22 @@ TIMELINE_CONSUMER = ConsumerSpec(
         DealContactAdded: on_deal_changed,
         DealContactRemoved: on_deal_changed,
         DealDeleted: on_deal_deleted,
+        ClickRecorded: referrals.learn_click,
+        ConversionRecorded: referrals.learn_conversion,
+        ConversionStatusChanged: referrals.follow_up,
+        CommissionCreated: referrals.follow_up,
+        CommissionApproved: referrals.follow_up,
+        CommissionPaid: referrals.follow_up,
+        CommissionReversed: referrals.follow_up,
+        ReferralRewardGranted: referrals.follow_up,
     },
-    owns=[TimelineEntry, ContactIdentityLink, TimelineDealContact, TimelineContactAlias],
+    owns=[
+        TimelineEntry,
+        ContactIdentityLink,
+        TimelineDealContact,
+        TimelineContactAlias,
+        TimelineReferralClick,
+        TimelineReferralConversion,
+    ],
     watermark=True,
 )
