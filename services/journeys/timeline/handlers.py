@@ -2,7 +2,7 @@
 in step with the contacts they belong to (merges repoint them, erasures delete them)."""
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -61,11 +61,7 @@ async def on_contact_created(session: AsyncSession, envelope: Envelope) -> None:
     event = envelope.event
     assert isinstance(event, ContactCreated)
     await identities.learn_emails(session, event.contact_id, event.email_hashes, envelope.time)
-    await _attach(
-        session,
-        event.contact_id,
-        await stitching.stitch(session, event.contact_id, email_hashes=event.email_hashes),
-    )
+    await _stitch(session, event.contact_id, email_hashes=event.email_hashes)
     service.record(
         session,
         envelope,
@@ -80,8 +76,7 @@ async def on_contact_updated(session: AsyncSession, envelope: Envelope) -> None:
     assert isinstance(event, ContactUpdated)
     if event.email_hashes is not None:  # null: the emails did not change
         await identities.learn_emails(session, event.contact_id, event.email_hashes, envelope.time)
-        attached = await stitching.stitch(session, event.contact_id, email_hashes=event.email_hashes)
-        await _attach(session, event.contact_id, attached)
+        await _stitch(session, event.contact_id, email_hashes=event.email_hashes)
     service.record(
         session,
         envelope,
@@ -179,15 +174,10 @@ async def on_touchpoint_recorded(session: AsyncSession, envelope: Envelope) -> N
         contact_id = await touchpoints.resolve_now(session, touchpoint)
         if contact_id is not None:
             hashes = [touchpoint.email_hash] if touchpoint.email_hash is not None else []
-            attached = await stitching.stitch(session, contact_id, email_hashes=hashes, carriers=[touchpoint])
-            await _attach(session, contact_id, attached)
+            await _stitch(session, contact_id, email_hashes=hashes, carriers=[touchpoint])
         return
     service.record_touchpoint(session, touchpoint, event_id=envelope.id)
-    await _attach(
-        session,
-        touchpoint.contact_id,
-        await stitching.stitch(session, touchpoint.contact_id, carriers=[touchpoint]),
-    )
+    await _stitch(session, touchpoint.contact_id, carriers=[touchpoint])
 
 
 async def on_deal_changed(session: AsyncSession, envelope: Envelope) -> None:
@@ -225,8 +215,16 @@ async def on_deal_deleted(session: AsyncSession, envelope: Envelope) -> None:
     await service.forget_deal(session, event.deal_id)
 
 
-async def _attach(session: AsyncSession, contact_id: uuid.UUID, attached: Sequence[Touchpoint]) -> None:
-    """Stitched touchpoints join the contact's timeline, and are announced as resolved."""
+async def _stitch(
+    session: AsyncSession,
+    contact_id: uuid.UUID,
+    *,
+    email_hashes: Collection[str] = (),
+    carriers: Sequence[Touchpoint] = (),
+) -> None:
+    """Stitch (`stitching.stitch`): the touchpoints it attaches join the contact's timeline, and are
+    announced as resolved."""
+    attached = await stitching.stitch(session, contact_id, email_hashes=email_hashes, carriers=carriers)
     for touchpoint in attached:
         service.record_touchpoint(session, touchpoint, event_id=touchpoint.event_id)
     await outbox.add_many(
