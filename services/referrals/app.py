@@ -7,6 +7,8 @@ from fastapi import FastAPI
 from services.referrals.affiliates import models as _affiliates  # noqa: F401
 from services.referrals.clicks import models as _clicks  # noqa: F401
 from services.referrals.commissions import models as _commissions  # noqa: F401
+from services.referrals.commissions.approval import APPROVAL_WORKER
+from services.referrals.commissions.endpoints import router as commissions_router
 from services.referrals.conversions import models as _conversions  # noqa: F401
 from services.referrals.db import Base, tables
 from services.referrals.links import models as _links  # noqa: F401
@@ -25,6 +27,8 @@ DEFINITION = ServiceDefinition(
     outbox=tables.outbox_tables,
     consumer_tables=tables.consumer_tables,
     access=tables.access,
+    routers=[commissions_router],
+    workers=[APPROVAL_WORKER],
 )
 
 

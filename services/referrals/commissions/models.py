@@ -79,9 +79,13 @@ class Payout(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     affiliate_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    # What was sent: `commissions_amount` less `clawbacks_amount`, never below zero.
     amount: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
     commission_count: Mapped[int] = mapped_column(Integer)
+    # The approved commissions it covers, and the clawbacks owed that it deducted (a positive sum).
+    commissions_amount: Mapped[int] = mapped_column(BigInteger)
+    clawbacks_amount: Mapped[int] = mapped_column(BigInteger)
     # The payer's reference (a bank transfer id, a PayPal batch id).
     reference: Mapped[str | None] = mapped_column(String(200))
     paid_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now)

@@ -74,6 +74,8 @@ def upgrade() -> None:
         sa.Column("amount", sa.BigInteger(), nullable=False),
         sa.Column("currency", sa.String(length=3), nullable=False),
         sa.Column("commission_count", sa.Integer(), nullable=False),
+        sa.Column("commissions_amount", sa.BigInteger(), nullable=False),
+        sa.Column("clawbacks_amount", sa.BigInteger(), nullable=False),
         sa.Column("reference", sa.String(length=200), nullable=True),
         sa.Column("paid_at", UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_payout")),

@@ -1,0 +1,129 @@
+"""Payouts: an affiliate is paid its approved commissions in one currency, less the clawbacks it owes.
+
+Clawbacks are deducted whole, oldest first, as long as the payout stays at zero or above; one that would
+take it below zero stays owed for a later payout. A payout never goes negative, and with no approved
+commission to pay there is no payout at all (the clawbacks wait).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.referrals.affiliates.models import Affiliate
+from services.referrals.commissions.models import CommissionLedgerEntry, Payout
+from services.referrals.commissions.repository import CommissionRepository
+from services.referrals.commissions.service import add_entry, event_fields
+from services.referrals.db import outbox
+from shared.db import utc_now
+from shared.errors import InUse, InvalidValue, NotFound
+from shared.events.referrals import CommissionPaid
+from shared.pagination import PageRequest, Slice
+
+
+class PayoutNotFound(NotFound):
+    def __init__(self, payout_id: uuid.UUID) -> None:
+        super().__init__("Payout", payout_id)
+
+
+class NothingToPay(InUse):
+    """No approved commission waits for a payout (in that currency)."""
+
+
+@dataclass(frozen=True)
+class PayoutRequest:
+    affiliate_id: uuid.UUID
+    currency: str | None = None
+    reference: str | None = None
+
+
+async def pay(session: AsyncSession, request: PayoutRequest) -> Payout:
+    if await session.get(Affiliate, request.affiliate_id) is None:
+        raise InvalidValue("affiliate_id", f"No affiliate with id {request.affiliate_id}.")
+    commissions = CommissionRepository(session)
+    currency = request.currency or await _only_currency(commissions, request.affiliate_id)
+    payable = await commissions.payable(request.affiliate_id, currency)
+    if not payable:
+        raise NothingToPay(
+            f"Affiliate {request.affiliate_id} has no approved commission in {currency} to pay."
+        )
+    gross = sum(commission.amount for commission in payable)
+    deducted = []
+    remaining = gross
+    for entry in await commissions.clawbacks_owed(request.affiliate_id, currency):
+        owed = owed_of(entry)
+        if owed > remaining:
+            break  # oldest first: a later, smaller clawback does not jump the queue
+        deducted.append(entry)
+        remaining -= owed
+    now = utc_now()
+    payout = Payout(
+        affiliate_id=request.affiliate_id,
+        amount=remaining,
+        currency=currency,
+        commission_count=len(payable),
+        commissions_amount=gross,
+        clawbacks_amount=gross - remaining,
+        reference=request.reference,
+        paid_at=now,
+    )
+    session.add(payout)
+    await session.flush()
+    for entry in deducted:
+        # The clawback is settled by this payout: marked on it (so it is owed no more), and said by a
+        # `deducted` entry of its own, so the commission's ledger tells where the money came back from.
+        entry.payout_id = payout.id
+        session.add(
+            CommissionLedgerEntry(
+                commission_id=entry.commission_id,
+                affiliate_id=entry.affiliate_id,
+                entry="deducted",
+                amount=0,
+                currency=entry.currency,
+                reason=f"clawback of {owed_of(entry)} deducted from a payout",
+                payout_id=payout.id,
+                at=now,
+            )
+        )
+    for commission in payable:
+        commission.status = "paid"
+        commission.payout_id = payout.id
+        commission.updated_at = now
+        add_entry(session, commission, "paid", 0, at=now, reason=request.reference, payout_id=payout.id)
+        await outbox.add(
+            session, CommissionPaid(**event_fields(commission), payout_id=payout.id, paid_at=now)
+        )
+    await session.flush()
+    return payout
+
+
+def owed_of(clawback: CommissionLedgerEntry) -> int:
+    return -clawback.amount
+
+
+async def _only_currency(commissions: CommissionRepository, affiliate_id: uuid.UUID) -> str:
+    currencies = await commissions.payable_currencies(affiliate_id)
+    if len(currencies) > 1:
+        raise InvalidValue(
+            "currency", f"The affiliate has approved commissions in {', '.join(currencies)}: name one."
+        )
+    if not currencies:
+        raise NothingToPay(f"Affiliate {affiliate_id} has no approved commission to pay.")
+    return currencies[0]
+
+
+async def get_payout(
+    session: AsyncSession, payout_id: uuid.UUID, *, affiliate_id: uuid.UUID | None = None
+) -> Payout:
+    payout = await CommissionRepository(session).payout(payout_id, affiliate_id=affiliate_id)
+    if payout is None:
+        raise PayoutNotFound(payout_id)
+    return payout
+
+
+async def list_payouts(
+    session: AsyncSession, affiliate_id: uuid.UUID | None, page: PageRequest
+) -> Slice[Payout]:
+    return await CommissionRepository(session).payouts(affiliate_id, page)
