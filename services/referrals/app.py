@@ -12,6 +12,7 @@ from services.referrals.commissions.endpoints import router as commissions_route
 from services.referrals.conversions import models as _conversions  # noqa: F401
 from services.referrals.db import Base, tables
 from services.referrals.links import models as _links  # noqa: F401
+from services.referrals.me.endpoints import router as me_router
 from services.referrals.programs import models as _programs  # noqa: F401
 from services.referrals.settings import ReferralsSettings
 from shared.runtime import ServiceDefinition, ServiceRuntime
@@ -27,7 +28,7 @@ DEFINITION = ServiceDefinition(
     outbox=tables.outbox_tables,
     consumer_tables=tables.consumer_tables,
     access=tables.access,
-    routers=[commissions_router],
+    routers=[commissions_router, me_router],
     workers=[APPROVAL_WORKER],
 )
 
