@@ -117,12 +117,13 @@ async def get_commission(commission_id: uuid.UUID, session: ReadSessionDep) -> C
     status_code=status.HTTP_201_CREATED,
     summary="Pay an affiliate",
     description="Pays every `approved` commission and reward of the affiliate in `currency` that no "
-    "payout covers yet, less the clawbacks it owes in that currency: deducted whole, oldest first, as "
-    "long as the payout stays at zero or above (the rest stay owed). Each commission becomes `paid`, "
-    "with a `paid` ledger entry and `crm.commission.paid`. 409 when there is nothing approved to pay. "
+    "payout covers yet, less every clawback it owes in that currency (each gets a `deducted` ledger "
+    "entry). Each commission becomes `paid`, with a `paid` ledger entry and `crm.commission.paid`. A "
+    "payout is never negative: 409 when the clawbacks owed exceed the approved commissions (nothing is "
+    "paid; later approvals cover them), and 409 when nothing approved waits to be paid. "
     "Send an `Idempotency-Key` so that a retry does not pay twice.",
     responses={
-        409: problem_doc("No approved commission waits for a payout (in that currency)."),
+        409: problem_doc("Nothing approved to pay, or clawbacks owed exceed it."),
         **PROBLEM_RESPONSES,
     },
     dependencies=[requires("referrals:write")],

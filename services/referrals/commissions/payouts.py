@@ -1,8 +1,8 @@
 """Payouts: an affiliate is paid its approved commissions in one currency, less the clawbacks it owes.
 
-Clawbacks are deducted whole, oldest first, as long as the payout stays at zero or above; one that would
-take it below zero stays owed for a later payout. A payout never goes negative, and with no approved
-commission to pay there is no payout at all (the clawbacks wait).
+Every clawback owed in that currency is deducted, whole. When they come to more than the approved
+commissions, nothing is paid (409) and everything waits until later approvals cover them: a payout is
+never negative, and a clawback is never split. With no approved commission there is no payout either.
 """
 
 from __future__ import annotations
@@ -32,6 +32,10 @@ class NothingToPay(InUse):
     """No approved commission waits for a payout (in that currency)."""
 
 
+class ClawbacksExceed(InUse):
+    """The clawbacks owed come to more than the approved commissions: the payout would be negative."""
+
+
 @dataclass(frozen=True)
 class PayoutRequest:
     affiliate_id: uuid.UUID
@@ -50,14 +54,14 @@ async def pay(session: AsyncSession, request: PayoutRequest) -> Payout:
             f"Affiliate {request.affiliate_id} has no approved commission in {currency} to pay."
         )
     gross = sum(commission.amount for commission in payable)
-    deducted = []
-    remaining = gross
-    for entry in await commissions.clawbacks_owed(request.affiliate_id, currency):
-        owed = owed_of(entry)
-        if owed > remaining:
-            break  # oldest first: a later, smaller clawback does not jump the queue
-        deducted.append(entry)
-        remaining -= owed
+    deducted = await commissions.clawbacks_owed(request.affiliate_id, currency)
+    owed = sum(owed_of(entry) for entry in deducted)
+    if owed > gross:
+        raise ClawbacksExceed(
+            f"Affiliate {request.affiliate_id} owes {owed} {currency} in clawbacks, more than the {gross} "
+            f"{currency} approved: nothing is paid until approved commissions cover them."
+        )
+    remaining = gross - owed
     now = utc_now()
     payout = Payout(
         affiliate_id=request.affiliate_id,
