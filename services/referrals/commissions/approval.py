@@ -30,13 +30,15 @@ BATCH = 500
 
 
 async def approve_batch(session: AsyncSession, now: datetime, limit: int = BATCH) -> int:
-    """Approve up to `limit` due commissions in this transaction; how many."""
+    """Approve up to `limit` commissions due at `now` in this transaction; how many. The ledger and the
+    events say when the approval happened (the clock), whatever `now` the sweep was asked about."""
     due = await CommissionRepository(session).due(now, limit)
+    approved_at = utc_now()
     for commission in due:
         commission.status = "approved"
-        commission.updated_at = now
-        add_entry(session, commission, "approved", 0, at=now, reason="hold ended")
-        await outbox.add(session, CommissionApproved(**event_fields(commission), approved_at=now))
+        commission.updated_at = approved_at
+        add_entry(session, commission, "approved", 0, at=approved_at, reason="hold ended")
+        await outbox.add(session, CommissionApproved(**event_fields(commission), approved_at=approved_at))
     await session.flush()
     return len(due)
 
