@@ -49,8 +49,9 @@ _START_PRUNE_TIMEOUT_S = 5.0
 class BackgroundWorker:
     """A loop a service runs beside its relay and consumers, e.g. a periodic sweep.
 
-    `run(runtime, stop)` works until `stop` is set, then returns; it runs in every replica, so what it
-    does must be safe to do twice at once (claim rows with `FOR UPDATE SKIP LOCKED`)."""
+    `run(runtime, stop)` works until `stop` is set, then returns. It runs wherever the service's
+    consumers run (the web process unless `RUN_CONSUMERS=false`, and `crm consume`), in every replica,
+    so what it does must be safe to do twice at once (claim rows with `FOR UPDATE SKIP LOCKED`)."""
 
     name: str
     run: Callable[[ServiceRuntime, asyncio.Event], Coroutine[Any, Any, None]]
@@ -181,8 +182,9 @@ class ServiceRuntime:
         if self.settings.run_consumers if consumers is None else consumers:
             for runner in self.consumer_runners():
                 self._spawn(runner.run(self._stop), runner.spec.name)
-        for worker in self.definition.workers:
-            self._spawn(worker.run(self, self._stop), worker.name)
+            # Background work goes where the consumers run: the web process, or `crm consume`.
+            for worker in self.definition.workers:
+                self._spawn(worker.run(self, self._stop), worker.name)
         log.info("%s: workers running: %s", self.name, ", ".join(t.get_name() for t in self._tasks) or "none")
 
     async def _probe_bus(self) -> None:

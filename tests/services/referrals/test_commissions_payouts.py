@@ -3,9 +3,13 @@ deducted, the balance, and the commissions API."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+import pytest
 
 from services.referrals.commissions.approval import approve_due
 from shared.bus.embedded import EmbeddedBus
@@ -212,3 +216,41 @@ async def test_commissions_are_listed_filtered_and_read_with_their_ledger(
         ]
         assert (await client.get(f"/v1/commissions/{uuid.uuid4()}")).status_code == 404
         assert (await client.get(f"/v1/affiliates/{uuid.uuid4()}/balance")).status_code == 404
+
+
+async def test_the_service_runs_the_sweep_in_the_background(
+    database_url: str, local_bus: EmbeddedBus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CRM_REFERRALS_APPROVAL_SWEEP_SECONDS", "0.05")
+    async with referrals_api(database_url, local_bus, tmp_path) as (_, runtime):
+        program = await make_program(runtime, hold_days=1)
+        conversion = await record(runtime, program, await make_affiliate(runtime), occurred_at=T0)
+        deadline = time.monotonic() + 10
+        while await _statuses(runtime, conversion.id) != ["approved"]:
+            assert time.monotonic() < deadline, "the background sweep approved nothing"
+            await asyncio.sleep(0.02)
+
+
+async def test_a_payout_retried_with_its_idempotency_key_or_raced_pays_once(
+    database_url: str, local_bus: EmbeddedBus, tmp_path: Path
+) -> None:
+    async with referrals_api(database_url, local_bus, tmp_path) as (client, runtime):
+        program = await make_program(runtime, hold_days=0)
+        ada, bea = await make_affiliate(runtime), await make_affiliate(runtime, name="Bea")
+        await record(runtime, program, ada, occurred_at=T0)
+        await record(runtime, program, bea, occurred_at=T0)
+        await approve_due(runtime.database, T0 + DAY)
+
+        body = {"affiliate_id": str(ada.id)}
+        first = await client.post("/v1/payouts", json=body, headers={"Idempotency-Key": "payout-1"})
+        retried = await client.post("/v1/payouts", json=body, headers={"Idempotency-Key": "payout-1"})
+        assert (first.status_code, retried.status_code) == (201, 201)
+        assert retried.json() == first.json()
+
+        # Two payouts of one affiliate at once: one pays, the other finds nothing left.
+        raced = await asyncio.gather(
+            *(client.post("/v1/payouts", json={"affiliate_id": str(bea.id)}) for _ in range(2))
+        )
+        assert sorted(answer.status_code for answer in raced) == [201, 409]
+        assert len((await client.get("/v1/payouts")).json()["items"]) == 2
+        assert len(await outbox_events(runtime, "crm.commission.paid")) == 2
