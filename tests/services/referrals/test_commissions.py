@@ -111,12 +111,13 @@ async def test_tiers_count_the_affiliates_standing_conversions_of_the_goal_in_th
         other_program = await make_program(runtime, commission_rules=[rule])
         ada, bea = await make_affiliate(runtime), await make_affiliate(runtime, name="Bea")
         october = datetime(2026, 10, 1, tzinfo=UTC)
-        # Volume that does not count: another affiliate, another program, another goal, last month, and a
-        # refunded sale.
+        # Volume that does not count: another affiliate, another program, another goal, the months before
+        # and after, and a refunded sale.
         await record(runtime, program, bea, occurred_at=october + timedelta(days=1))
         await record(runtime, other_program, ada, occurred_at=october + timedelta(days=1))
         await record(runtime, program, ada, goal="lead", occurred_at=october + timedelta(days=1))
         await record(runtime, program, ada, occurred_at=october - timedelta(seconds=1))
+        await record(runtime, program, ada, occurred_at=datetime(2026, 11, 1, tzinfo=UTC))  # next month's
         refunded = await record(runtime, program, ada, occurred_at=october)
         await change_status(runtime, refunded.id, "refunded")
 
