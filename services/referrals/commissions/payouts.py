@@ -64,6 +64,7 @@ async def pay(session: AsyncSession, request: PayoutRequest) -> Payout:
     remaining = gross - owed
     now = utc_now()
     payout = Payout(
+        id=uuid.uuid4(),
         affiliate_id=request.affiliate_id,
         amount=remaining,
         currency=currency,
@@ -74,7 +75,6 @@ async def pay(session: AsyncSession, request: PayoutRequest) -> Payout:
         paid_at=now,
     )
     session.add(payout)
-    await session.flush()
     for entry in deducted:
         # The clawback is settled by this payout: marked on it (so it is owed no more), and said by a
         # `deducted` entry of its own, so the commission's ledger tells where the money came back from.

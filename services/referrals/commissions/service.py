@@ -63,6 +63,7 @@ async def conversion_recorded(session: AsyncSession, conversion: Conversion) -> 
     affiliate = await session.get(Affiliate, conversion.affiliate_id)
     if program is None or affiliate is None:
         return
+    # Retried or replayed: what was made already is not made again (and `(conversion_id, kind)` is unique).
     existing = {
         commission.kind for commission in await CommissionRepository(session).of_conversion(conversion.id)
     }
@@ -205,6 +206,9 @@ async def _create(
     held = conversion.review == "held"
     now = utc_now()
     commission = Commission(
+        # Given here rather than at the flush: the ledger entry and the event need it, and a flush per
+        # commission would cost a round trip in a postback's transaction.
+        id=uuid.uuid4(),
         conversion_id=conversion.id,
         program_id=program.id,
         kind=kind,
@@ -219,7 +223,6 @@ async def _create(
         updated_at=now,
     )
     session.add(commission)
-    await session.flush()
     add_entry(session, commission, "earned", commission.amount, at=now)
     fields = event_fields(commission)
     if kind == "commission":
