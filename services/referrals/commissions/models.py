@@ -32,8 +32,9 @@ class Commission(Base):
     # The payee: an affiliate, or (a referee reward) a contact who may be no affiliate at all.
     affiliate_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     contact_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
-    # The rule that set the amount, e.g. `sale:percent:10`, `sale:tier:2`, `sale:recurring:3/12`.
-    rule: Mapped[str] = mapped_column(String(64))
+    # The rule that set the amount, e.g. `sale:percent:10`, `sale:tier:2`, `sale:fixed:900+recurring:3/12`:
+    # a goal of up to 64 characters with its amount and recurring month fits in 120.
+    rule: Mapped[str] = mapped_column(String(120))
     amount: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
     # `pending`, `held` (its conversion waits for a fraud review), `approved`, `paid`, `reversed`.

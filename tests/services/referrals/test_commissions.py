@@ -275,3 +275,18 @@ async def test_a_conversion_recorded_refunded_earns_nothing_and_a_retried_record
         commission = (await earned(runtime, conversion.id))["commission"]
         assert await ledger(runtime, commission.id) == [("earned", 1000)]
         assert len(await outbox_events(runtime, "crm.commission.created")) == 1
+
+
+async def test_the_longest_rule_name_fits(database_url: str, local_bus: EmbeddedBus, tmp_path: Path) -> None:
+    async with referrals_api(database_url, local_bus, tmp_path) as (_, runtime):
+        goal = "g" * 64
+        rule = {"goal": goal, "type": "percent", "percent": "12.3456", "recurring_months": 120}
+        program = await make_program(runtime, commission_rules=[rule])
+        ada = await make_affiliate(runtime)
+        await record(runtime, program, ada, goal=goal, customer_id="cus_1", occurred_at=T0)
+        renewal = await record(
+            runtime, program, ada, goal=goal, customer_id="cus_1", occurred_at=T0 + timedelta(days=3640)
+        )
+        commission = (await earned(runtime, renewal.id))["commission"]
+        assert commission.rule == f"{goal}:percent:12.3456+recurring:120/120"
+        assert commission.amount == 1235  # 1234.56

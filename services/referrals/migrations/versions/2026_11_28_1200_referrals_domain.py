@@ -209,7 +209,7 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(length=16), nullable=False),
         sa.Column("affiliate_id", sa.Uuid(), nullable=True),
         sa.Column("contact_id", sa.Uuid(), nullable=True),
-        sa.Column("rule", sa.String(length=64), nullable=False),
+        sa.Column("rule", sa.String(length=120), nullable=False),
         sa.Column("amount", sa.BigInteger(), nullable=False),
         sa.Column("currency", sa.String(length=3), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
