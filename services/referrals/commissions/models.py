@@ -49,10 +49,11 @@ class Commission(Base):
 
 
 class CommissionLedgerEntry(Base):
-    """One change to a commission, append-only: `earned` (plus the amount), `approved` and `paid` (zero,
-    a status change on the record), `reversed` (minus the amount, before payment), `clawback` (minus the
-    amount after payment: owed back, deducted from the next payout). What a payee is owed is the sum of
-    the entries not yet covered by a payout."""
+    """One change to a commission, append-only: `earned` (plus the amount), `released` (zero: a review
+    approved its held conversion), `approved` and `paid` (zero, a status change on the record),
+    `reversed` (minus the amount, before payment), `clawback` (minus the amount after payment: owed back),
+    `deducted` (zero: a payout, named by `payout_id`, took the clawback back). A clawback without a
+    `deducted` entry is still owed, and the next payout deducts it."""
 
     __tablename__ = "commission_ledger"
     __table_args__ = (

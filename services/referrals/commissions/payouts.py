@@ -76,9 +76,8 @@ async def pay(session: AsyncSession, request: PayoutRequest) -> Payout:
     )
     session.add(payout)
     for entry in deducted:
-        # The clawback is settled by this payout: marked on it (so it is owed no more), and said by a
-        # `deducted` entry of its own, so the commission's ledger tells where the money came back from.
-        entry.payout_id = payout.id
+        # The clawback is settled by this payout: a `deducted` entry says so (and when, and by which
+        # payout); the clawback entry itself is never changed.
         session.add(
             CommissionLedgerEntry(
                 commission_id=entry.commission_id,

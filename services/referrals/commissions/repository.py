@@ -9,6 +9,7 @@ from datetime import datetime
 
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from services.referrals.commissions.models import Commission, CommissionLedgerEntry, Payout
 from services.referrals.conversions.models import Conversion
@@ -40,6 +41,17 @@ class CommissionFilter:
             Commission.kind: self.kind,
         }
         return [column == value for column, value in wanted.items() if value is not None]
+
+
+def _deducted() -> ColumnElement[bool]:
+    """The clawback entry's commission has a `deducted` entry: a payout settled it. Read from the ledger
+    rather than marked on the clawback, which stays as it was written."""
+    settled = aliased(CommissionLedgerEntry)
+    return (
+        select(settled.id)
+        .where(settled.commission_id == CommissionLedgerEntry.commission_id, settled.entry == "deducted")
+        .exists()
+    )
 
 
 class CommissionRepository:
@@ -120,7 +132,7 @@ class CommissionRepository:
                 CommissionLedgerEntry.affiliate_id == affiliate_id,
                 CommissionLedgerEntry.currency == currency,
                 CommissionLedgerEntry.entry == "clawback",
-                CommissionLedgerEntry.payout_id.is_(None),
+                ~_deducted(),
             )
             .order_by(CommissionLedgerEntry.at, CommissionLedgerEntry.id)
             .with_for_update()
@@ -146,7 +158,7 @@ class CommissionRepository:
             .where(
                 CommissionLedgerEntry.affiliate_id == affiliate_id,
                 CommissionLedgerEntry.entry == "clawback",
-                CommissionLedgerEntry.payout_id.is_(None),
+                ~_deducted(),
             )
             .group_by(CommissionLedgerEntry.currency)
         )
