@@ -141,9 +141,14 @@ async def test_a_payout_pays_the_approved_commissions_less_clawbacks_and_never_g
         assert (await ledger(runtime, commission.id))[-1] == ("deducted", 0)
         balance = (await client.get(f"/v1/affiliates/{ada.id}/balance")).json()
         assert balance["currencies"][0]["clawbacks_owed"] == 0
+        # Settled once: the next payout deducts nothing.
+        await record(runtime, program, ada, amount=5_000, occurred_at=T0 + DAY)
+        await approve_due(runtime.database, T0 + 2 * DAY)
+        third = (await client.post("/v1/payouts", json={"affiliate_id": str(ada.id)})).json()
+        assert (third["amount"], third["clawbacks_amount"]) == (500, 0)
 
         listed = (await client.get("/v1/payouts", params={"affiliate_id": str(ada.id)})).json()
-        assert [p["id"] for p in listed["items"]] == [second["id"], payout["id"]]
+        assert [p["id"] for p in listed["items"]] == [third["id"], second["id"], payout["id"]]
         got = await client.get(f"/v1/payouts/{payout['id']}")
         assert got.json() == payout
         assert (await client.get(f"/v1/payouts/{uuid.uuid4()}")).status_code == 404
