@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.referrals.affiliates.models import Affiliate
 from services.referrals.commissions import service
@@ -62,10 +63,10 @@ async def review(runtime: ServiceRuntime, conversion_id: uuid.UUID, verdict: str
         await service.conversion_reviewed(session, conversion)
 
 
-async def _fresh(session: Any, conversion_id: uuid.UUID) -> Conversion:
+async def _fresh(session: AsyncSession, conversion_id: uuid.UUID) -> Conversion:
     conversion = await session.get(Conversion, conversion_id)
     assert conversion is not None
-    return conversion  # type: ignore[no-any-return]
+    return conversion
 
 
 async def earned(runtime: ServiceRuntime, conversion_id: uuid.UUID) -> dict[str, Commission]:
