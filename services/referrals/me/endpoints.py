@@ -101,7 +101,12 @@ async def my_links(
     return paginated(request, response, found, MyLink.model_validate)
 
 
-@router.get("/links/{link_id}", summary="One of my links", responses=_not_found("link"))
+@router.get(
+    "/links/{link_id}",
+    summary="One of my links",
+    description="404 when the id is no link of mine, whoever's it is.",
+    responses=_not_found("link"),
+)
 async def my_link(link_id: uuid.UUID, affiliate_id: MeDep, session: ReadSessionDep) -> MyLink:
     link = await MyRows(session, affiliate_id).one(Link, link_id)
     if link is None:
@@ -126,7 +131,12 @@ async def my_clicks(
     return paginated(request, response, found, MyClick.model_validate)
 
 
-@router.get("/clicks/{click_id}", summary="One of my clicks", responses=_not_found("click"))
+@router.get(
+    "/clicks/{click_id}",
+    summary="One of my clicks",
+    description="404 when the id is no click of mine, whoever's it is.",
+    responses=_not_found("click"),
+)
 async def my_click(click_id: str, affiliate_id: MeDep, session: ReadSessionDep) -> MyClick:
     click = await MyRows(session, affiliate_id).one(Click, click_id)
     if click is None:
@@ -152,7 +162,10 @@ async def my_conversions(
 
 
 @router.get(
-    "/conversions/{conversion_id}", summary="One of my conversions", responses=_not_found("conversion")
+    "/conversions/{conversion_id}",
+    summary="One of my conversions",
+    description="404 when the id is no conversion of mine, whoever's it is.",
+    responses=_not_found("conversion"),
 )
 async def my_conversion(
     conversion_id: uuid.UUID, affiliate_id: MeDep, session: ReadSessionDep
@@ -187,6 +200,7 @@ async def my_commissions(
 @router.get(
     "/commissions/{commission_id}",
     summary="One of my commissions, with its ledger",
+    description="Every change to it, oldest first; 404 when it is not mine.",
     responses=_not_found("commission"),
 )
 async def my_commission(
@@ -211,7 +225,12 @@ async def my_payouts(
     return paginated(request, response, found, PayoutRead.model_validate)
 
 
-@router.get("/payouts/{payout_id}", summary="One of my payouts", responses=_not_found("payout"))
+@router.get(
+    "/payouts/{payout_id}",
+    summary="One of my payouts",
+    description="404 when the id is no payout of mine, whoever's it is.",
+    responses=_not_found("payout"),
+)
 async def my_payout(payout_id: uuid.UUID, affiliate_id: MeDep, session: ReadSessionDep) -> PayoutRead:
     return PayoutRead.model_validate(await payouts.get_payout(session, payout_id, affiliate_id=affiliate_id))
 
