@@ -7,9 +7,12 @@ from fastapi import FastAPI
 from services.referrals.affiliates import models as _affiliates  # noqa: F401
 from services.referrals.clicks import models as _clicks  # noqa: F401
 from services.referrals.commissions import models as _commissions  # noqa: F401
+from services.referrals.commissions.approval import APPROVAL_WORKER
+from services.referrals.commissions.endpoints import router as commissions_router
 from services.referrals.conversions import models as _conversions  # noqa: F401
 from services.referrals.db import Base, tables
 from services.referrals.links import models as _links  # noqa: F401
+from services.referrals.me.endpoints import router as me_router
 from services.referrals.people.handlers import PEOPLE_CONSUMER
 from services.referrals.programs import models as _programs  # noqa: F401
 from services.referrals.settings import ReferralsSettings
@@ -26,7 +29,9 @@ DEFINITION = ServiceDefinition(
     outbox=tables.outbox_tables,
     consumer_tables=tables.consumer_tables,
     access=tables.access,
+    routers=[commissions_router, me_router],
     consumers=[PEOPLE_CONSUMER],
+    workers=[APPROVAL_WORKER],
 )
 
 
