@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -46,6 +46,18 @@ _START_PRUNE_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True)
+class BackgroundWorker:
+    """A loop a service runs beside its relay and consumers, e.g. a periodic sweep.
+
+    `run(runtime, stop)` works until `stop` is set, then returns. It runs wherever the service's
+    consumers run (the web process unless `RUN_CONSUMERS=false`, and `crm consume`), in every replica,
+    so what it does must be safe to do twice at once (claim rows with `FOR UPDATE SKIP LOCKED`)."""
+
+    name: str
+    run: Callable[[ServiceRuntime, asyncio.Event], Coroutine[Any, Any, None]]
+
+
+@dataclass(frozen=True)
 class ServiceDefinition:
     name: str
     title: str
@@ -58,6 +70,7 @@ class ServiceDefinition:
     access: AccessTables
     routers: Sequence[APIRouter] = ()
     consumers: Sequence[ConsumerSpec] = field(default_factory=tuple)
+    workers: Sequence[BackgroundWorker] = ()
 
     def __post_init__(self) -> None:
         # Every service keeps its own copy of the API keys, fed from `crm.access`.
@@ -169,6 +182,9 @@ class ServiceRuntime:
         if self.settings.run_consumers if consumers is None else consumers:
             for runner in self.consumer_runners():
                 self._spawn(runner.run(self._stop), runner.spec.name)
+            # Background work goes where the consumers run: the web process, or `crm consume`.
+            for worker in self.definition.workers:
+                self._spawn(worker.run(self, self._stop), worker.name)
         log.info("%s: workers running: %s", self.name, ", ".join(t.get_name() for t in self._tasks) or "none")
 
     async def _probe_bus(self) -> None:

@@ -10,10 +10,14 @@ from services.referrals.clicks import models as _clicks  # noqa: F401
 from services.referrals.clicks.endpoints import redirect_router
 from services.referrals.clicks.endpoints import router as clicks_router
 from services.referrals.commissions import models as _commissions  # noqa: F401
+from services.referrals.commissions.approval import APPROVAL_WORKER
+from services.referrals.commissions.endpoints import router as commissions_router
 from services.referrals.conversions import models as _conversions  # noqa: F401
 from services.referrals.db import Base, tables
 from services.referrals.links import models as _links  # noqa: F401
 from services.referrals.links.endpoints import router as links_router
+from services.referrals.me.endpoints import router as me_router
+from services.referrals.people.handlers import PEOPLE_CONSUMER
 from services.referrals.programs import models as _programs  # noqa: F401
 from services.referrals.programs.endpoints import router as programs_router
 from services.referrals.settings import ReferralsSettings
@@ -31,7 +35,17 @@ DEFINITION = ServiceDefinition(
     consumer_tables=tables.consumer_tables,
     access=tables.access,
     # The redirect first: the hottest route is matched before the others.
-    routers=[redirect_router, programs_router, affiliates_router, links_router, clicks_router],
+    routers=[
+        redirect_router,
+        programs_router,
+        affiliates_router,
+        links_router,
+        clicks_router,
+        commissions_router,
+        me_router,
+    ],
+    consumers=[PEOPLE_CONSUMER],
+    workers=[APPROVAL_WORKER],
 )
 
 

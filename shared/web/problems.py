@@ -37,6 +37,19 @@ class Problem(BaseModel):
     existing_id: str | None = Field(None, description="On 409: the id of the resource already there.")
     required_scope: str | None = Field(None, description="On 403: the scope the route needs.")
     request_id: str | None = None
+    code: str | None = Field(
+        None,
+        description="On the Segment-compatible tracking routes only: the problem's kind (the end of `type`), "
+        "where Segment's and RudderStack's libraries read an error's reason.",
+    )
+    message: str | None = Field(
+        None, description="On the tracking routes only: `detail` (or `title`), as those libraries read it."
+    )
+
+
+SEGMENT_SHAPED = "segment_shaped_problems"
+"""Request state flag set by the edge on routes that take a write key (`shared.web.routing`): their
+problems also carry `code` and `message`, which Segment-style clients read and crash without."""
 
 
 class ProblemError(Exception):
@@ -67,7 +80,11 @@ def problem_response(
     request: Request, problem: Problem, headers: dict[str, str] | None = None
 ) -> JSONResponse:
     problem.instance = problem.instance or request.url.path
-    problem.request_id = request.scope.get("state", {}).get("request_id")
+    state = request.scope.get("state", {})
+    problem.request_id = state.get("request_id")
+    if state.get(SEGMENT_SHAPED):
+        problem.code = problem.type.removeprefix(PROBLEM_BASE)
+        problem.message = problem.detail or problem.title
     headers = dict(headers or {})
     if problem.request_id:
         # Set here as well as by the middleware: a 500 is sent from outside the middleware stack.

@@ -32,7 +32,7 @@ from shared.web.auth import accepts_write_key, is_authorization, is_public_marke
 from shared.web.idempotency import HEADER as IDEMPOTENCY_HEADER
 from shared.web.idempotency import checked_key, run_once
 from shared.web.limits import retry_after_header
-from shared.web.problems import PROBLEM_RESPONSES, ProblemError, answer_for, problem_doc
+from shared.web.problems import PROBLEM_RESPONSES, SEGMENT_SHAPED, ProblemError, answer_for, problem_doc
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _JSON_TYPES = ("application/json",)
@@ -155,6 +155,8 @@ class ApiRoute(APIRoute):
         async def through_the_edge(request: Request) -> Response:
             runtime = request.app.state.runtime
             assert isinstance(runtime, ServiceRuntime)
+            if self.access.write_key:
+                setattr(request.state, SEGMENT_SHAPED, True)
             principal = await self._authorize(request, runtime)
             if self.body_field is not None and request.method in _BODY_METHODS:
                 await self._check_body(request)

@@ -308,7 +308,12 @@ def run_scenario(crm: Crm, *, contact_first: bool) -> None:
     seen_by_sales = _timeline(crm, contact_id, keys.sales)
     assert seen_by_sales["items"] == seen_by_marketing["items"]
     assert datetime.fromisoformat(seen_by_sales["complete_before"]) > last_sent
-    assert set(seen_by_sales["complete_before_by_topic"]) == {"crm.contacts", "crm.touchpoints", "crm.deals"}
+    assert set(seen_by_sales["complete_before_by_topic"]) == {
+        "crm.contacts",
+        "crm.touchpoints",
+        "crm.deals",
+        "crm.referrals",
+    }
     items = seen_by_marketing["items"]
     times = [entry["occurred_at"] for entry in items]
     assert times == sorted(times, key=datetime.fromisoformat)

@@ -2,7 +2,7 @@
 in step with the contacts they belong to (merges repoint them, erasures delete them)."""
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -10,8 +10,14 @@ from services.journeys.db import outbox
 from services.journeys.identities import service as identities
 from services.journeys.identities import stitching
 from services.journeys.identities.models import ContactIdentityLink
-from services.journeys.timeline import service
-from services.journeys.timeline.models import TimelineContactAlias, TimelineDealContact, TimelineEntry
+from services.journeys.timeline import referrals, service
+from services.journeys.timeline.models import (
+    TimelineContactAlias,
+    TimelineDealContact,
+    TimelineEntry,
+    TimelineReferralClick,
+    TimelineReferralConversion,
+)
 from services.journeys.touchpoints import service as touchpoints
 from services.journeys.touchpoints.models import Touchpoint
 from shared.consumer import ConsumerSpec
@@ -38,6 +44,16 @@ from shared.events.deals import (
     DealWon,
 )
 from shared.events.envelope import Envelope
+from shared.events.referrals import (
+    ClickRecorded,
+    CommissionApproved,
+    CommissionCreated,
+    CommissionPaid,
+    CommissionReversed,
+    ConversionRecorded,
+    ConversionStatusChanged,
+    ReferralRewardGranted,
+)
 from shared.events.touchpoints import TouchpointRecorded
 
 
@@ -45,11 +61,7 @@ async def on_contact_created(session: AsyncSession, envelope: Envelope) -> None:
     event = envelope.event
     assert isinstance(event, ContactCreated)
     await identities.learn_emails(session, event.contact_id, event.email_hashes, envelope.time)
-    await _attach(
-        session,
-        event.contact_id,
-        await stitching.stitch(session, event.contact_id, email_hashes=event.email_hashes),
-    )
+    await _stitch(session, event.contact_id, email_hashes=event.email_hashes)
     service.record(
         session,
         envelope,
@@ -64,8 +76,7 @@ async def on_contact_updated(session: AsyncSession, envelope: Envelope) -> None:
     assert isinstance(event, ContactUpdated)
     if event.email_hashes is not None:  # null: the emails did not change
         await identities.learn_emails(session, event.contact_id, event.email_hashes, envelope.time)
-        attached = await stitching.stitch(session, event.contact_id, email_hashes=event.email_hashes)
-        await _attach(session, event.contact_id, attached)
+        await _stitch(session, event.contact_id, email_hashes=event.email_hashes)
     service.record(
         session,
         envelope,
@@ -116,6 +127,7 @@ async def on_contact_merged(session: AsyncSession, envelope: Envelope) -> None:
     assert isinstance(event, ContactMerged)
     await service.repoint(session, event.merged_contact_id, event.contact_id)
     await touchpoints.repoint(session, event.merged_contact_id, event.contact_id)
+    await referrals.repoint(session, event.merged_contact_id, event.contact_id)
     await identities.merge(session, event.merged_contact_id, event.contact_id, envelope.time)
     service.record(
         session,
@@ -134,6 +146,7 @@ async def on_contact_erased(session: AsyncSession, envelope: Envelope) -> None:
     for contact_id in erased:
         await service.forget(session, contact_id)
     await service.forget_deals(session, erased)
+    await referrals.forget(session, erased)
     await touchpoints.forget(session, erased)  # before the links it follows go
     await identities.forget(session, erased)
     await outbox.add(
@@ -161,15 +174,10 @@ async def on_touchpoint_recorded(session: AsyncSession, envelope: Envelope) -> N
         contact_id = await touchpoints.resolve_now(session, touchpoint)
         if contact_id is not None:
             hashes = [touchpoint.email_hash] if touchpoint.email_hash is not None else []
-            attached = await stitching.stitch(session, contact_id, email_hashes=hashes, carriers=[touchpoint])
-            await _attach(session, contact_id, attached)
+            await _stitch(session, contact_id, email_hashes=hashes, carriers=[touchpoint])
         return
     service.record_touchpoint(session, touchpoint, event_id=envelope.id)
-    await _attach(
-        session,
-        touchpoint.contact_id,
-        await stitching.stitch(session, touchpoint.contact_id, carriers=[touchpoint]),
-    )
+    await _stitch(session, touchpoint.contact_id, carriers=[touchpoint])
 
 
 async def on_deal_changed(session: AsyncSession, envelope: Envelope) -> None:
@@ -207,8 +215,16 @@ async def on_deal_deleted(session: AsyncSession, envelope: Envelope) -> None:
     await service.forget_deal(session, event.deal_id)
 
 
-async def _attach(session: AsyncSession, contact_id: uuid.UUID, attached: Sequence[Touchpoint]) -> None:
-    """Stitched touchpoints join the contact's timeline, and are announced as resolved."""
+async def _stitch(
+    session: AsyncSession,
+    contact_id: uuid.UUID,
+    *,
+    email_hashes: Collection[str] = (),
+    carriers: Sequence[Touchpoint] = (),
+) -> None:
+    """Stitch (`stitching.stitch`): the touchpoints it attaches join the contact's timeline, and are
+    announced as resolved."""
+    attached = await stitching.stitch(session, contact_id, email_hashes=email_hashes, carriers=carriers)
     for touchpoint in attached:
         service.record_touchpoint(session, touchpoint, event_id=touchpoint.event_id)
     await outbox.add_many(
@@ -218,7 +234,7 @@ async def _attach(session: AsyncSession, contact_id: uuid.UUID, attached: Sequen
 
 TIMELINE_CONSUMER = ConsumerSpec(
     name="journeys.timeline",
-    topics=[topics.CONTACTS, topics.TOUCHPOINTS, topics.DEALS],
+    topics=[topics.CONTACTS, topics.TOUCHPOINTS, topics.DEALS, topics.REFERRALS],
     handlers={
         ContactCreated: on_contact_created,
         ContactUpdated: on_contact_updated,
@@ -235,7 +251,22 @@ TIMELINE_CONSUMER = ConsumerSpec(
         DealContactAdded: on_deal_changed,
         DealContactRemoved: on_deal_changed,
         DealDeleted: on_deal_deleted,
+        ClickRecorded: referrals.learn_click,
+        ConversionRecorded: referrals.learn_conversion,
+        ConversionStatusChanged: referrals.follow_up,
+        CommissionCreated: referrals.follow_up,
+        CommissionApproved: referrals.follow_up,
+        CommissionPaid: referrals.follow_up,
+        CommissionReversed: referrals.follow_up,
+        ReferralRewardGranted: referrals.follow_up,
     },
-    owns=[TimelineEntry, ContactIdentityLink, TimelineDealContact, TimelineContactAlias],
+    owns=[
+        TimelineEntry,
+        ContactIdentityLink,
+        TimelineDealContact,
+        TimelineContactAlias,
+        TimelineReferralClick,
+        TimelineReferralConversion,
+    ],
     watermark=True,
 )

@@ -67,3 +67,35 @@ class TimelineContactAlias(Base):
 
     contact_ref: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     survivor_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+
+
+class TimelineReferralClick(Base):
+    """Clicks on referral links, as the timeline's consumer learnt them from `crm.referrals` (bots left
+    out). A click is nobody's until a conversion names it with a contact; then it joins that contact's
+    timeline at the time it happened, as the entry of its own `crm.click.recorded`."""
+
+    __tablename__ = "timeline_referral_click"
+    __table_args__ = (Index("ix_timeline_referral_click_contact_id", "contact_id"),)
+
+    click_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(36))
+    event_source: Mapped[str] = mapped_column(String(200))
+    clicked_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    link_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    code: Mapped[str] = mapped_column(String(64))
+    program_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    affiliate_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    # Set once a conversion of a known contact named it; erased with that contact.
+    contact_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+
+
+class TimelineReferralConversion(Base):
+    """Whose each conversion is, as `crm.conversion.recorded` named them (the survivor after a merge):
+    the conversion's later events (a status, commissions, rewards) go on that contact's timeline."""
+
+    __tablename__ = "timeline_referral_conversion"
+    __table_args__ = (Index("ix_timeline_referral_conversion_contact_id", "contact_id"),)
+
+    conversion_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    contact_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    click_id: Mapped[str | None] = mapped_column(String(32))

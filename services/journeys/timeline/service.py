@@ -62,6 +62,38 @@ def record(
     )
 
 
+def record_learnt(
+    session: AsyncSession,
+    *,
+    event_id: str,
+    event_type: str,
+    source: str,
+    contact_id: uuid.UUID,
+    occurred_at: datetime,
+    properties: dict[str, Any],
+    team: str | None = None,
+    channel: str | None = None,
+) -> None:
+    """Add an event met earlier, which named no one then, to a contact's timeline now that it is known
+    to be theirs (a referral click, once a conversion names it): once, however often it is learnt."""
+    TimelineRepository(session).append(
+        {
+            "id": _entry_id(event_id),
+            "contact_id": contact_id,
+            "event_id": event_id,
+            "event_type": event_type,
+            "source": source,
+            "occurred_at": occurred_at,
+            "team": team,
+            "channel": channel,
+            "kind": event_type,
+            "properties": properties,
+            "recorded_at": utc_now(),
+        },
+        unless_present=True,
+    )
+
+
 def record_touchpoint(session: AsyncSession, touchpoint: Touchpoint, *, event_id: str) -> None:
     """Add the touchpoint to its contact's timeline as the entry of its `crm.touchpoint.recorded`
     (`event_id`), whether that event brings it or stitching does later: the entry is made once."""

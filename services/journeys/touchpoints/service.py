@@ -186,12 +186,14 @@ async def get_touchpoint(session: AsyncSession, touchpoint_id: uuid.UUID) -> Tou
 async def resolve_now(session: AsyncSession, touchpoint: Touchpoint) -> uuid.UUID | None:
     """Whom an unresolved touchpoint's identifiers name by now: a link made while it was being recorded
     (by a transaction it could not see) counts."""
-    who = identities.Who(
-        email_hash=touchpoint.email_hash,
-        external=identities.external_value(touchpoint.external_system, touchpoint.external_id)
-        if touchpoint.external_system is not None and touchpoint.external_id is not None
-        else None,
-        anonymous_id=touchpoint.anonymous_id,
+    who = _who(
+        {
+            "contact_id": None,
+            "email_hash": touchpoint.email_hash,
+            "external_system": touchpoint.external_system,
+            "external_id": touchpoint.external_id,
+            "anonymous_id": touchpoint.anonymous_id,
+        }
     )
     [contact_id] = await identities.resolve(session, [who])
     return contact_id

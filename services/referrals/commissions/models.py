@@ -32,8 +32,9 @@ class Commission(Base):
     # The payee: an affiliate, or (a referee reward) a contact who may be no affiliate at all.
     affiliate_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     contact_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
-    # The rule that set the amount, e.g. `sale:percent:10`, `sale:tier:2`, `sale:recurring:3/12`.
-    rule: Mapped[str] = mapped_column(String(64))
+    # The rule that set the amount, e.g. `sale:percent:10`, `sale:tier:2`, `sale:fixed:900+recurring:3/12`:
+    # a goal of up to 64 characters with its amount and recurring month fits in 120.
+    rule: Mapped[str] = mapped_column(String(120))
     amount: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
     # `pending`, `held` (its conversion waits for a fraud review), `approved`, `paid`, `reversed`.
@@ -48,10 +49,11 @@ class Commission(Base):
 
 
 class CommissionLedgerEntry(Base):
-    """One change to a commission, append-only: `earned` (plus the amount), `approved` and `paid` (zero,
-    a status change on the record), `reversed` (minus the amount, before payment), `clawback` (minus the
-    amount after payment: owed back, deducted from the next payout). What a payee is owed is the sum of
-    the entries not yet covered by a payout."""
+    """One change to a commission, append-only: `earned` (plus the amount), `released` (zero: a review
+    approved its held conversion), `approved` and `paid` (zero, a status change on the record),
+    `reversed` (minus the amount, before payment), `clawback` (minus the amount after payment: owed back),
+    `deducted` (zero: a payout, named by `payout_id`, took the clawback back). A clawback without a
+    `deducted` entry is still owed, and the next payout deducts it."""
 
     __tablename__ = "commission_ledger"
     __table_args__ = (
@@ -79,9 +81,13 @@ class Payout(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     affiliate_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    # What was sent: `commissions_amount` less `clawbacks_amount`, never below zero.
     amount: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
     commission_count: Mapped[int] = mapped_column(Integer)
+    # The approved commissions it covers, and the clawbacks owed that it deducted (a positive sum).
+    commissions_amount: Mapped[int] = mapped_column(BigInteger)
+    clawbacks_amount: Mapped[int] = mapped_column(BigInteger)
     # The payer's reference (a bank transfer id, a PayPal batch id).
     reference: Mapped[str | None] = mapped_column(String(200))
     paid_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now)

@@ -268,7 +268,8 @@ async def test_every_documented_error_is_a_problem_document(
         for path, item in document["paths"].items()
         for method, operation in item.items()
         for status, answer in operation["responses"].items()
-        if status[0] in "45" and list(answer.get("content", {})) != ["application/problem+json"]
+        if status[0] in "45"
+        and list(answer.get("content", {})) != ["application/problem+json"]
         # A person's browser follows the click redirect: it answers its errors with a plain HTML page.
         and (method, path) != ("get", "/r/{code}")
     ]

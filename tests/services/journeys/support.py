@@ -15,7 +15,7 @@ from sqlalchemy import func, select, text
 from services.journeys.app import DEFINITION
 from services.journeys.db import tables
 from services.journeys.touchpoints.models import Touchpoint
-from shared.bus.base import EventBus
+from shared.bus.base import EventBus, Message
 from shared.events import topics
 from shared.events.base import Event
 from shared.events.envelope import to_message
@@ -71,6 +71,29 @@ async def outbox_events(runtime: ServiceRuntime, prefix: str = "") -> list[dict[
             {"type": kind, "key": key, "raw": bytes(payload), **json.loads(payload)}
             for kind, key, payload in rows
         ]
+
+
+async def publish_staged(runtime: ServiceRuntime, bus: EventBus, prefix: str = "crm.touchpoint.") -> None:
+    """Publish the staged events whose type starts with `prefix` as the relay would, at a moment the test
+    chooses (all of them each time: the consumer skips those it applied), and wait until applied."""
+    staged = tables.outbox_tables.events
+    async with runtime.database.sessionmaker() as session:
+        rows = await session.execute(
+            select(staged.c.topic, staged.c.partition_key, staged.c.headers, staged.c.payload)
+            .where(staged.c.event_type.startswith(prefix))
+            .order_by(staged.c.id)
+        )
+        messages = [
+            Message(
+                topic=topic,
+                key=key,
+                value=bytes(payload),
+                headers={k: v.encode() for k, v in hs.items()},
+            )
+            for topic, key, hs, payload in rows
+        ]
+    await bus.publish(messages)
+    await caught_up(runtime, bus, [topics.TOUCHPOINTS.name])
 
 
 async def touchpoint_count(runtime: ServiceRuntime) -> int:

@@ -8,17 +8,19 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
-
-from services.journeys.db import tables
 from services.journeys.identities.models import ContactIdentityLink
-from shared.bus.base import EventBus, Message
 from shared.bus.embedded import EmbeddedBus
 from shared.db import session_scope
 from shared.events import topics
 from shared.events.catalog import ContactCreated, ContactUpdated
-from shared.runtime import ServiceRuntime
-from tests.services.journeys.support import Api, caught_up, contacts_say, hasher, journeys_api, outbox_events
+from tests.services.journeys.support import (
+    Api,
+    contacts_say,
+    hasher,
+    journeys_api,
+    outbox_events,
+    publish_staged,
+)
 
 AT = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 
@@ -49,28 +51,6 @@ async def _timeline(api: Api, contact_id: object) -> list[dict[str, Any]]:
     return items
 
 
-async def _publish_staged(runtime: ServiceRuntime, bus: EventBus) -> None:
-    """Publish the staged touchpoint events as the relay would, at a moment the test chooses."""
-    staged = tables.outbox_tables.events
-    async with runtime.database.sessionmaker() as session:
-        rows = await session.execute(
-            select(staged.c.topic, staged.c.partition_key, staged.c.headers, staged.c.payload)
-            .where(staged.c.event_type.startswith("crm.touchpoint."))
-            .order_by(staged.c.id)
-        )
-        messages = [
-            Message(
-                topic=topic,
-                key=key,
-                value=bytes(payload),
-                headers={k: v.encode() for k, v in headers.items()},
-            )
-            for topic, key, headers, payload in rows
-        ]
-    await bus.publish(messages)
-    await caught_up(runtime, bus, [topics.TOUCHPOINTS.name])
-
-
 async def test_an_anonymous_visitor_joins_the_contact_once_contacts_names_the_email(
     database_url: str, local_bus: EmbeddedBus, tmp_path: Path
 ) -> None:
@@ -91,7 +71,7 @@ async def test_an_anonymous_visitor_joins_the_contact_once_contacts_names_the_em
         )
         # Later, as the user: named only by the app's user id.
         later = await _record(api, _touchpoint(20, external_id={"system": "app", "id": "user-7"}))
-        await _publish_staged(runtime, local_bus)
+        await publish_staged(runtime, local_bus)
         before = [await _owner(api, t) for t in (*articles, signup, later)]
 
         await contacts_say(
@@ -134,15 +114,15 @@ async def test_a_known_contacts_touchpoint_brings_the_browsers_earlier_visits_al
     async with journeys_api(database_url, local_bus, tmp_path) as api:
         runtime = api[1]
         earlier = await _record(api, _touchpoint(0, anonymous_id="laptop"))
-        await _publish_staged(runtime, local_bus)
+        await publish_staged(runtime, local_bus)
         # A sales app logs a call with Ada's id and the cookie of the browser she used.
         call = await _record(
             api, _touchpoint(5, contact_id=str(ada), anonymous_id="laptop", channel="phone_call")
         )
-        await _publish_staged(runtime, local_bus)
+        await publish_staged(runtime, local_bus)
         # Later Grace signs in on the same laptop: from now on it is hers, but what was Ada's stays Ada's.
         graces = await _record(api, _touchpoint(10, contact_id=str(grace), anonymous_id="laptop"))
-        await _publish_staged(runtime, local_bus)
+        await publish_staged(runtime, local_bus)
         after_grace = await _record(api, _touchpoint(11, anonymous_id="laptop"))
         owners = [await _owner(api, t) for t in (earlier, call, graces, after_grace)]
         timeline = await _timeline(api, ada)
@@ -173,7 +153,7 @@ async def test_a_stitched_touchpoint_is_on_the_timeline_once_when_its_own_event_
             ),
         )
         stitched = await _timeline(api, ada)
-        await _publish_staged(runtime, local_bus)
+        await publish_staged(runtime, local_bus)
         timeline = await _timeline(api, ada)
         dead_letters = await local_bus.end_offsets([topics.TOUCHPOINTS.dead_letter])
 
@@ -203,7 +183,7 @@ async def test_a_touchpoint_recorded_while_its_browser_was_being_linked_is_attac
                     ContactIdentityLink(kind="email_hash", value=email_hash, contact_id=ada, linked_at=AT),
                 ]
             )
-        await _publish_staged(runtime, local_bus)
+        await publish_staged(runtime, local_bus)
         owners = [await _owner(api, touchpoint) for touchpoint in (by_browser, by_email)]
         timeline = await _timeline(api, ada)
         resolved = await outbox_events(runtime, "crm.touchpoint.resolved")

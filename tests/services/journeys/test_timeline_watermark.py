@@ -95,7 +95,12 @@ async def test_the_watermark_passes_the_last_event_once_the_running_consumer_cau
 
     assert [item["event_type"] for item in body["items"]] == ["crm.contact.created"]
     by_topic = {name: _instant(value) for name, value in body["complete_before_by_topic"].items()}
-    assert set(by_topic) == {topics.CONTACTS.name, topics.TOUCHPOINTS.name, topics.DEALS.name}
+    assert set(by_topic) == {
+        topics.CONTACTS.name,
+        topics.TOUCHPOINTS.name,
+        topics.DEALS.name,
+        topics.REFERRALS.name,
+    }
     assert all(instant is not None and instant > published for instant in by_topic.values())
     assert _instant(body["complete_before"]) == min(i for i in by_topic.values() if i is not None)
 

@@ -18,7 +18,7 @@ from sqlalchemy import delete, func, select
 from services.journeys.db import tables
 from services.journeys.identities.models import ContactIdentityLink
 from services.journeys.timeline.models import TimelineEntry
-from shared.bus.base import EventBus, Message
+from shared.bus.base import EventBus
 from shared.bus.embedded import EmbeddedBus
 from shared.db import session_scope
 from shared.events import topics
@@ -34,6 +34,7 @@ from tests.services.journeys.support import (
     hasher,
     journeys_api,
     outbox_events,
+    publish_staged,
     touchpoint_count,
 )
 
@@ -81,28 +82,6 @@ async def _until(
         assert time.monotonic() < deadline, f"not reached in {timeout_s} s: {found}"
         await asyncio.sleep(0.05)
     return found
-
-
-async def _relay_by_hand(runtime: ServiceRuntime, bus: EventBus) -> None:
-    """Publish the staged touchpoint events as the relay would, at a moment the test chooses."""
-    staged = tables.outbox_tables.events
-    async with runtime.database.sessionmaker() as session:
-        rows = await session.execute(
-            select(staged.c.topic, staged.c.partition_key, staged.c.headers, staged.c.payload)
-            .where(staged.c.event_type == "crm.touchpoint.recorded")
-            .order_by(staged.c.id)
-        )
-        messages = [
-            Message(
-                topic=topic,
-                key=key,
-                value=bytes(payload),
-                headers={k: v.encode() for k, v in headers.items()},
-            )
-            for topic, key, headers, payload in rows
-        ]
-    await bus.publish(messages)
-    await caught_up(runtime, bus, [topics.TOUCHPOINTS.name])
 
 
 async def test_a_touchpoint_joins_its_contacts_timeline_in_time_order_on_either_bus(
@@ -234,7 +213,7 @@ async def test_a_touchpoint_event_that_comes_after_the_erasure_stays_off_the_tim
         await contacts_say(
             runtime, local_bus, ContactErased(contact_id=ada, receipt_id=uuid.uuid4(), erased_at=AT)
         )
-        await _relay_by_hand(runtime, local_bus)
+        await publish_staged(runtime, local_bus, "crm.touchpoint.recorded")
         timeline = await _timeline(api, ada)
         stored = await touchpoint_count(runtime)
 

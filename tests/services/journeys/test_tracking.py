@@ -361,3 +361,24 @@ async def test_a_repeated_call_from_another_worker_lands_once(
 
     assert {answer.status_code for answer in answers} == {200}
     assert count == 50
+
+
+async def test_tracking_problems_also_speak_as_segment_libraries_read_errors(
+    database_url: str, local_bus: EmbeddedBus, tmp_path: Path
+) -> None:
+    """Segment's and RudderStack's libraries read `code` and `message` from an error answer (RudderStack's
+    Python client crashes without them), so the tracking routes' problems carry both."""
+    async with journeys_api(database_url, local_bus, tmp_path) as api:
+        key = await _write_key(api)
+        unknown_key = await _send(api, "crm_nobody_secret", "track", {"userId": "u", "event": "E"})
+        no_event = await _send(api, key, "track", {"userId": "u"})
+        elsewhere = await api[0].post("/v1/touchpoints", json={}, headers={"Authorization": "Bearer nope"})
+
+    assert (problem(unknown_key, 401)["code"], problem(unknown_key, 401)["message"]) == (
+        "unauthorized",
+        "The API key is unknown, revoked or expired.",
+    )
+    refused = problem(no_event, 422)
+    assert refused["code"] == refused["type"].removeprefix("urn:crm:problem:")
+    assert refused["message"] == refused["detail"]
+    assert "code" not in problem(elsewhere, 401)

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.referrals.affiliates.models import Affiliate
 from services.referrals.app import DEFINITION
 from services.referrals.clicks.models import Click
+from services.referrals.conversions.models import Conversion
 from services.referrals.db import tables
 from services.referrals.links.models import Link
 from services.referrals.programs.models import Program
@@ -141,6 +142,58 @@ async def make_click(
     async with session_of(runtime) as session:
         session.add(click)
     return click
+
+
+def new_conversion(
+    program: Program,
+    affiliate: Affiliate | None,
+    *,
+    goal: str = "sale",
+    amount: int | None = 10_000,
+    currency: str | None = "EUR",
+    status: str = "pending",
+    review: str = "none",
+    occurred_at: datetime | None = None,
+    customer_id: str | None = None,
+    contact_id: uuid.UUID | None = None,
+    customer_email_hash: str | None = None,
+    transaction_id: str | None = None,
+    link: Link | None = None,
+    click: Click | None = None,
+) -> Conversion:
+    """A conversion not yet added to a session: attributed to `affiliate`, or unattributed without one."""
+    return Conversion(
+        id=uuid.uuid4(),
+        program_id=program.id,
+        source="test-tracker",
+        transaction_id=transaction_id or f"order-{secrets.token_hex(6)}",
+        goal=goal,
+        amount=amount,
+        currency=currency,
+        status=status,
+        affiliate_id=affiliate.id if affiliate is not None else None,
+        link_id=link.id if link is not None else None,
+        click_id=click.id if click is not None else None,
+        attributed=affiliate is not None,
+        unattributed_reason=None if affiliate is not None else "no_click",
+        attribution={},
+        customer_id=customer_id,
+        contact_id=contact_id,
+        customer_email_hash=customer_email_hash,
+        review=review,
+        fraud_flags=[],
+        occurred_at=occurred_at or utc_now(),
+    )
+
+
+async def make_conversion(
+    runtime: ServiceRuntime, program: Program, affiliate: Affiliate | None, **fields: Any
+) -> Conversion:
+    """A conversion row as `new_conversion` makes it (no commissions: see the commissions tests for those)."""
+    conversion = new_conversion(program, affiliate, **fields)
+    async with session_of(runtime) as session:
+        session.add(conversion)
+    return conversion
 
 
 async def outbox_events(runtime: ServiceRuntime, prefix: str = "") -> list[dict[str, Any]]:
