@@ -110,7 +110,11 @@ def _cut(value: str | None, length: int) -> str | None:
     response_class=Response,
     responses={
         302: {"description": "To the destination; `Location` has it, with the UTM tags and the click id."},
-        404: {"description": "No link has this code: a plain HTML page.", "content": {"text/html": {}}},
+        404: {
+            "description": "No link has this code: a plain HTML page. (A path no route can take at all, "
+            "such as one with a control character under `crm dev`, gets the server's problem document.)",
+            "content": {"text/html": {}, "application/problem+json": {}},
+        },
         503: {"description": "The link is not in the cache and the database cannot be reached."},
     },
     dependencies=[PUBLIC],
