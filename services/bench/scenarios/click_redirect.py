@@ -15,6 +15,9 @@ from services.bench.scenarios import throughput
 from services.bench.scenarios.base import ModeContext, Scenario
 from services.bench.servers import BENCH_AUTHORIZATION, ServerProcess, crm_command, free_port
 from services.bench.stats import summary_ms
+from shared.bus.factory import create_bus
+from shared.events import topics
+from shared.settings import PlatformSettings
 
 NAME = "click_redirect"
 THROUGHPUT_TARGET = Target("ratio_at_least", 0.6)
@@ -22,13 +25,16 @@ P99_TARGET = Target("ratio_at_most", 2.0)
 # Used when the wrk phase measured nothing to halve.
 FALLBACK_RATE = 100.0
 LOAD_FINISH_TIMEOUT_S = 30.0
+# The topic's end unchanged over this many polls a quarter second apart: the relay is idle.
+_STEADY_POLLS = 3
 
 
-async def _referrals(ctx: ModeContext) -> tuple[list[ServerProcess], str]:
-    """The product's servers for the referrals service, and its base URL."""
+async def _referrals(ctx: ModeContext) -> tuple[list[ServerProcess], str, PlatformSettings]:
+    """The product's servers for the referrals service, its base URL, and its bus settings."""
     product = await ctx.deployment.product(NAME)
     if ctx.mode == "embedded":
-        return product.servers_for("referrals"), product.contacts_url.removesuffix("/contacts") + "/referrals"
+        base = product.contacts_url.removesuffix("/contacts") + "/referrals"
+        return product.servers_for("referrals"), base, product.platform
     # Distributed: the product's processes are contacts and journeys; referrals runs beside them alike.
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -43,7 +49,7 @@ async def _referrals(ctx: ModeContext) -> tuple[list[ServerProcess], str]:
         log_path=ctx.deployment.log_dir / f"{ctx.mode}-{NAME}-referrals.log",
         health_url=f"{base}/healthz",
     )
-    return [server], base
+    return [server], base, product.platform
 
 
 async def _link(base: str) -> str:
@@ -68,9 +74,26 @@ async def _link(base: str) -> str:
         return code
 
 
-async def _settled(ctx: ModeContext, base: str, code: str) -> float:
-    """Wait until every click so far is in the database (the journal behind the redirect drained), so
-    the next phase does not measure the drain catching up with wrk's load; the seconds it took."""
+async def _published(ctx: ModeContext, platform: PlatformSettings) -> None:
+    """Wait until `crm.referrals` stops growing: the relay has published the clicks' events."""
+    bus = create_bus(platform, client_id="crm-bench")
+    await bus.start()
+    try:
+        last, steady = -1, 0
+        deadline = time.monotonic() + ctx.settings.settle_timeout_s
+        while steady < _STEADY_POLLS and time.monotonic() < deadline:
+            end = sum((await bus.end_offsets([topics.REFERRALS.name])).values())
+            steady = steady + 1 if end == last else 0
+            last = end
+            await asyncio.sleep(0.25)
+    finally:
+        await bus.stop()
+
+
+async def _settled(ctx: ModeContext, base: str, code: str, platform: PlatformSettings) -> float:
+    """Wait until every click so far is in the database (the journal behind the redirect drained) and
+    its event published, so the next phase does not measure the drain and the relay catching up with
+    wrk's load; the seconds it took."""
     started = time.monotonic()
     async with httpx.AsyncClient(base_url=base, headers=BENCH_AUTHORIZATION, timeout=30) as client:
         last = (await client.get(f"/r/{code}")).cookies["crm_click_id"]
@@ -82,6 +105,8 @@ async def _settled(ctx: ModeContext, base: str, code: str) -> float:
                 await asyncio.sleep(0.1)
             else:
                 raise TimeoutError(f"the click journal did not drain in {ctx.settings.settle_timeout_s:g}s")
+        with ctx.steps.step(f"{NAME}: wait for the relay to publish the clicks' events"):
+            await _published(ctx, platform)
     return time.monotonic() - started
 
 
@@ -108,15 +133,15 @@ async def _fixed_rate(
 
 
 async def run(ctx: ModeContext) -> list[Figure]:
-    servers, base = await _referrals(ctx)
+    servers, base, platform = await _referrals(ctx)
     async with ctx.serving(NAME, servers):
         code = await _link(base)
         url = f"{base}/r/{code}"
         subject = await throughput.load(ctx, NAME, url, "GET /r/{code}", "redirect")
-        catch_up_s = await _settled(ctx, base, code)
+        catch_up_s = await _settled(ctx, base, code, platform)
         rate = subject.ok_per_s / 2 or FALLBACK_RATE
         ours, our_load = await _fixed_rate(ctx, url, "GET /r/{code}", rate)
-        settle_after_fixed_s = await _settled(ctx, base, code)
+        settle_after_fixed_s = await _settled(ctx, base, code, platform)
 
     bare_server, bare_base = throughput.bare_endpoint(ctx, NAME)
     async with ctx.serving(NAME, [bare_server]):
@@ -133,8 +158,9 @@ async def run(ctx: ModeContext) -> list[Figure]:
     ]
     details: dict[str, float | int | str] = {
         "rate_per_s": round(rate, 1),
-        # How long the journal took to reach the database after each phase: the redirect's speed is
-        # bought by applying clicks behind it, and under wrk's saturation they wait in the journal.
+        # How long the clicks took to reach the database and the bus after each phase: the redirect's
+        # speed is bought by applying them behind it, and under wrk's saturation they wait in the
+        # journal and the outbox.
         "drain_after_wrk_s": round(catch_up_s, 2),
         "drain_after_fixed_rate_s": round(settle_after_fixed_s, 2),
     }
