@@ -33,6 +33,12 @@ class IdentityHasher:
         """The hex HMAC-SHA256 of the address, trimmed and lower-cased as contacts store it."""
         return hmac.new(self._key, address.strip().lower().encode(), hashlib.sha256).hexdigest()
 
+    def secret(self, purpose: str, salt: str) -> str:
+        """A secret derived from the deployment's key, e.g. a postback source's signing secret: only a
+        random salt is stored, so the database alone does not hold it. `purpose` keeps it apart from
+        the email hashes and from other secrets derived from the same salt."""
+        return hmac.new(self._key, f"secret:{purpose}:{salt}".encode(), hashlib.sha256).hexdigest()
+
 
 def identity_key(platform: PlatformSettings) -> bytes:
     """The configured key; without one (embedded mode, tests), a random key made once and kept in the

@@ -8,6 +8,7 @@ from services.referrals.affiliates import models as _affiliates  # noqa: F401
 from services.referrals.clicks import models as _clicks  # noqa: F401
 from services.referrals.commissions import models as _commissions  # noqa: F401
 from services.referrals.conversions import models as _conversions  # noqa: F401
+from services.referrals.conversions.endpoints import conversions_router, postbacks_router, sources_router
 from services.referrals.db import Base, tables
 from services.referrals.links import models as _links  # noqa: F401
 from services.referrals.programs import models as _programs  # noqa: F401
@@ -25,6 +26,7 @@ DEFINITION = ServiceDefinition(
     outbox=tables.outbox_tables,
     consumer_tables=tables.consumer_tables,
     access=tables.access,
+    routers=[postbacks_router, sources_router, conversions_router],
 )
 
 

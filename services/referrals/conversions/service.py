@@ -1,0 +1,448 @@
+"""Postbacks in, conversions out. Flushes, never commits.
+
+One conversion per (source, transaction id): the source is the API key's id, or the signing source's
+name. Each postback is kept (`postback`) with what it did:
+- the first of a transaction records the conversion (`crm.conversion.recorded`), attributed or not;
+- a repeat (the same status again, or an `Idempotency-Key` used before) changes nothing and answers with
+  the conversion, marked as a duplicate (`crm.conversion.duplicate`);
+- a later status moves the conversion on (`crm.conversion.status_changed`); an older one after a newer one
+  (a sale after its refund) is `stale`: the status stays, and details the conversion lacks (the amount,
+  the customer, the earlier time) are filled in from it. So a refund that comes before its sale makes the
+  conversion in `refunded`, and the sale completes it.
+Postbacks of one conversion take turns (a row lock on PostgreSQL, the one writer on SQLite); the
+conversion's insert skips a (source, transaction id) taken meanwhile, so concurrent copies of one postback
+make one conversion. Commissions are computed in the same transaction (`commissions.service`).
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.referrals.commissions import service as commissions
+from services.referrals.conversions import attribution, fraud
+from services.referrals.conversions.models import Conversion, Postback, PostbackSource
+from services.referrals.conversions.repository import ConversionRepository
+from services.referrals.conversions.schemas import (
+    STATUS_RANK,
+    ConversionStatus,
+    Outcome,
+    PostbackIn,
+    Review,
+    ReviewDecision,
+)
+from services.referrals.db import outbox
+from services.referrals.programs.models import Program
+from shared.db import utc_now
+from shared.errors import AlreadyExists, DomainError, InUse, InvalidValue, NotFound
+from shared.events.referrals import (
+    ConversionDuplicate,
+    ConversionRecorded,
+    ConversionStatusChanged,
+)
+from shared.identity import hasher_of
+from shared.pagination import PageRequest, Slice
+
+IDEMPOTENCY_FIELD = "Idempotency-Key"
+
+
+class ConversionNotFound(NotFound):
+    def __init__(self, conversion_id: uuid.UUID) -> None:
+        super().__init__("Conversion", conversion_id)
+
+
+class NotHeld(InUse):
+    """Only a held conversion can be reviewed."""
+
+
+@dataclass(frozen=True)
+class NewPostback:
+    data: PostbackIn
+    source: str
+    """The API key's id, or the signing source's name."""
+    method: Literal["GET", "POST"]
+    authenticated_by: Literal["key", "signature"]
+    idempotency_key: str | None = None
+    caller_affiliate: uuid.UUID | None = None
+    """Posted with a key bound to this affiliate: it can be credited, no one else."""
+    rules: fraud.FraudRules = field(default_factory=fraud.FraudRules)
+
+
+@dataclass(frozen=True)
+class Taken:
+    postback_id: uuid.UUID
+    """This postback's id; for a duplicate, the id of the postback it repeats."""
+    outcome: Outcome
+    conversion: Conversion
+
+    @property
+    def duplicate(self) -> bool:
+        return self.outcome is Outcome.DUPLICATE
+
+
+async def take_postbacks(session: AsyncSession, items: Sequence[NewPostback]) -> list[Taken | Exception]:
+    """Take postbacks in one transaction (concurrent requests: `shared.batching`), in order, so that a
+    copy of a postback later in the batch sees the conversion an earlier one made. A postback refused
+    with a domain error has written nothing: every check comes before the first write."""
+    results: list[Taken | Exception] = []
+    for item in items:
+        try:
+            results.append(await take_postback(session, item))
+        except DomainError as exc:
+            results.append(exc)
+    return results
+
+
+async def take_postback(session: AsyncSession, item: NewPostback) -> Taken:
+    repository = ConversionRepository(session)
+    data = item.data
+    now = utc_now()
+    if item.idempotency_key is not None:
+        earlier = await repository.postback_by_idempotency_key(item.source, item.idempotency_key)
+        if earlier is not None:
+            if earlier.transaction_id != data.transaction_id:
+                raise InvalidValue(
+                    IDEMPOTENCY_FIELD,
+                    "This Idempotency-Key was used with another transaction; use a new key for a new one.",
+                )
+            conversion = await repository.get(earlier.conversion_id, lock=True)
+            assert conversion is not None
+            await _keep(repository, item, conversion, Outcome.DUPLICATE, now, idempotency_key=None)
+            await _announce_duplicate(session, conversion, now)
+            return Taken(earlier.id, Outcome.DUPLICATE, conversion)
+    conversion = await repository.locked(item.source, data.transaction_id)
+    if conversion is None:
+        recorded = await _record(session, repository, item, now)
+        if recorded is not None:
+            return recorded
+        # A concurrent postback of the same transaction recorded it first: this one is a later one.
+        conversion = await repository.locked(item.source, data.transaction_id)
+        assert conversion is not None
+    return await _update(session, repository, item, conversion, now)
+
+
+def _goals(program: Program) -> set[str]:
+    goals = {"lead", "sale"}
+    goals.update(str(rule.get("goal", "sale")) for rule in program.commission_rules)
+    for side in (program.referral_rewards or {}).values():
+        if isinstance(side, dict):
+            goals.add(str(side.get("qualifies_on", "sale")))
+    return goals
+
+
+async def _record(
+    session: AsyncSession, repository: ConversionRepository, item: NewPostback, now: datetime
+) -> Taken | None:
+    """The first postback of a transaction: a new conversion, or None when a concurrent one won."""
+    data = item.data
+    program = await attribution.program_of(repository, data)
+    if data.event not in _goals(program):
+        raise InvalidValue(
+            "event",
+            f"{data.event!r} is not a goal of program {program.key}: use lead, sale, or a goal its "
+            "commission rules name.",
+        )
+    occurred_at = data.occurred_at or now
+    decision = await attribution.attribute(
+        repository, data, program, occurred_at, caller_affiliate=item.caller_affiliate
+    )
+    email_hash = hasher_of(session).email(data.customer_email) if data.customer_email is not None else None
+    flags = await fraud.flags(
+        repository,
+        decision,
+        item.rules,
+        occurred_at=occurred_at,
+        contact_id=data.contact_id,
+        email_hash=email_hash,
+    )
+    conversion_id = uuid.uuid4()
+    inserted = await repository.insert(
+        {
+            "id": conversion_id,
+            "program_id": program.id,
+            "source": item.source,
+            "transaction_id": data.transaction_id,
+            "goal": data.event,
+            "amount": data.amount,
+            "currency": _currency(data, program),
+            "status": data.status.value,
+            "status_changed_at": now,
+            "affiliate_id": decision.affiliate.id if decision.affiliate is not None else None,
+            "link_id": decision.link_id,
+            "click_id": decision.click.id if decision.click is not None else None,
+            "attributed": decision.attributed,
+            "unattributed_reason": decision.reason,
+            "attribution": decision.explanation,
+            "customer_id": data.customer_id,
+            "contact_id": data.contact_id,
+            "customer_email_hash": email_hash,
+            "review": Review.HELD.value if flags else Review.NONE.value,
+            "fraud_flags": flags,
+            "occurred_at": occurred_at,
+            "recorded_at": now,
+            "updated_at": now,
+            "version": 1,
+        }
+    )
+    if not inserted:
+        return None
+    conversion = await repository.get(conversion_id)
+    assert conversion is not None
+    if decision.click is not None and data.contact_id is not None and decision.click.contact_id is None:
+        # An erasure of the buyer then finds the click that led to them.
+        decision.click.contact_id = data.contact_id
+    postback = await _keep(repository, item, conversion, Outcome.RECORDED, now)
+    await outbox.add(
+        session,
+        ConversionRecorded(
+            conversion_id=conversion.id,
+            program_id=conversion.program_id,
+            affiliate_id=conversion.affiliate_id,
+            click_id=conversion.click_id,
+            contact_id=conversion.contact_id,
+            source=conversion.source,
+            transaction_id=conversion.transaction_id,
+            goal=conversion.goal,
+            amount=conversion.amount,
+            currency=conversion.currency,
+            status=conversion.status,
+            attributed=conversion.attributed,
+            unattributed_reason=conversion.unattributed_reason,
+            held_for_review=conversion.review == Review.HELD.value,
+            occurred_at=conversion.occurred_at,
+            recorded_at=conversion.recorded_at,
+        ),
+    )
+    await commissions.conversion_recorded(session, conversion)
+    return Taken(postback.id, Outcome.RECORDED, conversion)
+
+
+def _currency(data: PostbackIn, program: Program) -> str | None:
+    if data.currency is not None:
+        return data.currency
+    return program.currency if data.amount is not None else None
+
+
+async def _update(
+    session: AsyncSession,
+    repository: ConversionRepository,
+    item: NewPostback,
+    conversion: Conversion,
+    now: datetime,
+) -> Taken:
+    """A later postback of a known conversion: a duplicate, a new status, or an older (stale) one."""
+    data = item.data
+    status = data.status
+    current = ConversionStatus(conversion.status)
+    first = await repository.first_postback_with(conversion.id, status.value)
+    if first is not None or status is current:
+        postback = await _keep(repository, item, conversion, Outcome.DUPLICATE, now)
+        await _announce_duplicate(session, conversion, now)
+        return Taken(first.id if first is not None else postback.id, Outcome.DUPLICATE, conversion)
+    if STATUS_RANK[status] > STATUS_RANK[current]:
+        _fill_in(session, conversion, data)
+        await _change_status(session, conversion, status, data.reason, now)
+        postback = await _keep(repository, item, conversion, Outcome.STATUS_CHANGED, now)
+        return Taken(postback.id, Outcome.STATUS_CHANGED, conversion)
+    if _fill_in(session, conversion, data):
+        conversion.updated_at = now
+    postback = await _keep(repository, item, conversion, Outcome.STALE, now)
+    return Taken(postback.id, Outcome.STALE, conversion)
+
+
+def _fill_in(session: AsyncSession, conversion: Conversion, data: PostbackIn) -> bool:
+    """Take from a postback what the conversion lacks: its first postback may have been a refund that
+    knew less than the sale. Never overwrites what is known. Returns whether anything was filled."""
+    filled = False
+    if conversion.amount is None and data.amount is not None:
+        conversion.amount = data.amount
+        conversion.currency = data.currency or conversion.currency
+        filled = True
+    if conversion.currency is None and data.currency is not None:
+        conversion.currency = data.currency
+        filled = True
+    if conversion.customer_id is None and data.customer_id is not None:
+        conversion.customer_id = data.customer_id
+        filled = True
+    if conversion.contact_id is None and data.contact_id is not None:
+        conversion.contact_id = data.contact_id
+        filled = True
+    if conversion.customer_email_hash is None and data.customer_email is not None:
+        conversion.customer_email_hash = hasher_of(session).email(data.customer_email)
+        filled = True
+    # The sale happened before its refund: the earlier time is when the conversion occurred.
+    if data.occurred_at is not None and data.occurred_at < conversion.occurred_at:
+        conversion.occurred_at = data.occurred_at
+        filled = True
+    return filled
+
+
+async def _change_status(
+    session: AsyncSession, conversion: Conversion, status: ConversionStatus, reason: str | None, now: datetime
+) -> None:
+    old = conversion.status
+    conversion.status = status.value
+    conversion.status_changed_at = now
+    conversion.updated_at = now
+    await outbox.add(
+        session,
+        ConversionStatusChanged(
+            conversion_id=conversion.id,
+            old_status=old,
+            new_status=status.value,
+            reason=reason,
+            changed_at=now,
+        ),
+    )
+    await commissions.conversion_status_changed(session, conversion, old, reason)
+
+
+async def _keep(
+    repository: ConversionRepository,
+    item: NewPostback,
+    conversion: Conversion,
+    outcome: Outcome,
+    now: datetime,
+    *,
+    idempotency_key: str | Literal["item"] | None = "item",
+) -> Postback:
+    postback = Postback(
+        id=uuid.uuid4(),
+        source=item.source,
+        transaction_id=item.data.transaction_id,
+        # A repeat of a key already kept is kept without it: the key names its first postback.
+        idempotency_key=item.idempotency_key if idempotency_key == "item" else idempotency_key,
+        method=item.method,
+        authenticated_by=item.authenticated_by,
+        status=item.data.status.value,
+        outcome=outcome.value,
+        conversion_id=conversion.id,
+        received_at=now,
+    )
+    await repository.add_postback(postback)
+    return postback
+
+
+async def _announce_duplicate(session: AsyncSession, conversion: Conversion, now: datetime) -> None:
+    await outbox.add(
+        session,
+        ConversionDuplicate(
+            conversion_id=conversion.id,
+            source=conversion.source,
+            transaction_id=conversion.transaction_id,
+            received_at=now,
+        ),
+    )
+
+
+# Reading and reviewing
+
+
+async def get_conversion(session: AsyncSession, conversion_id: uuid.UUID) -> Conversion:
+    conversion = await ConversionRepository(session).get(conversion_id)
+    if conversion is None:
+        raise ConversionNotFound(conversion_id)
+    return conversion
+
+
+async def postbacks_of(session: AsyncSession, conversion_id: uuid.UUID) -> list[Postback]:
+    return await ConversionRepository(session).postbacks_of(conversion_id)
+
+
+async def list_conversions(
+    session: AsyncSession,
+    page: PageRequest,
+    *,
+    program_id: uuid.UUID | None = None,
+    affiliate_id: uuid.UUID | None = None,
+    status: str | None = None,
+    attributed: bool | None = None,
+    review: str | None = None,
+) -> Slice[Conversion]:
+    return await ConversionRepository(session).page(
+        page,
+        program_id=program_id,
+        affiliate_id=affiliate_id,
+        status=status,
+        attributed=attributed,
+        review=review,
+    )
+
+
+async def review_conversion(
+    session: AsyncSession, conversion_id: uuid.UUID, decision: ReviewDecision, note: str | None
+) -> Conversion:
+    """Decide on a held conversion: approve releases its commissions, reject rejects the conversion
+    (announced as a status change) and reverses them."""
+    conversion = await ConversionRepository(session).get(conversion_id, lock=True)
+    if conversion is None:
+        raise ConversionNotFound(conversion_id)
+    if conversion.review != Review.HELD.value:
+        raise NotHeld(f"Conversion {conversion_id} is not held for review (review is {conversion.review}).")
+    now = utc_now()
+    conversion.updated_at = now
+    if decision is ReviewDecision.APPROVE:
+        conversion.review = Review.APPROVED.value
+    else:
+        conversion.review = Review.REJECTED.value
+        if STATUS_RANK[ConversionStatus(conversion.status)] < STATUS_RANK[ConversionStatus.REJECTED]:
+            old = conversion.status
+            conversion.status = ConversionStatus.REJECTED.value
+            conversion.status_changed_at = now
+            await outbox.add(
+                session,
+                ConversionStatusChanged(
+                    conversion_id=conversion.id,
+                    old_status=old,
+                    new_status=conversion.status,
+                    reason=f"review: {note}" if note else "review",
+                    changed_at=now,
+                ),
+            )
+    # The review decides the commissions (commissions.conversion_reviewed reverses on a rejection), so
+    # the status change above is not also passed to conversion_status_changed: that would reverse twice.
+    await commissions.conversion_reviewed(session, conversion)
+    return conversion
+
+
+# Signing sources
+
+
+@dataclass(frozen=True)
+class CreatedSource:
+    source: PostbackSource
+    secret: str
+    """Shown once; derived again from the salt to verify (`source_secret`)."""
+
+
+SECRET_PURPOSE = "postback-source"
+
+
+def source_secret(session: AsyncSession, source: PostbackSource) -> str:
+    return hasher_of(session).secret(SECRET_PURPOSE, source.salt)
+
+
+async def create_source(session: AsyncSession, name: str, description: str | None) -> CreatedSource:
+    repository = ConversionRepository(session)
+    if await repository.source(name) is not None:
+        raise AlreadyExists(f"A postback source named {name} exists.", existing_id=name)
+    source = PostbackSource(
+        name=name, description=description, salt=secrets.token_hex(32), created_at=utc_now()
+    )
+    session.add(source)
+    await session.flush()
+    return CreatedSource(source, source_secret(session, source))
+
+
+async def list_sources(session: AsyncSession) -> list[PostbackSource]:
+    return await ConversionRepository(session).sources()
+
+
+async def find_source(session: AsyncSession, name: str) -> PostbackSource | None:
+    return await ConversionRepository(session).source(name)
