@@ -26,6 +26,8 @@ PUBLIC_OPERATIONS = {
     ("get", "/metrics"),
     ("get", "/asyncapi.json"),
     ("get", "/schemas/events/{event_type}/v{version}.json"),
+    # Signed by its source instead (HMAC over timestamp and body; tests/services/referrals).
+    ("post", "/v1/postback-sources/{name}/postbacks"),
 }
 
 

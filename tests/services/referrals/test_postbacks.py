@@ -6,6 +6,7 @@ import asyncio
 import logging
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -270,7 +271,7 @@ async def test_an_idempotency_key_answers_a_repeat_as_a_duplicate(
     ],
 )
 async def test_bad_input_is_a_422_naming_the_field_and_writes_nothing(
-    local_bus: EmbeddedBus, tmp_path: Path, body: dict[str, object], field: str
+    local_bus: EmbeddedBus, tmp_path: Path, body: dict[str, Any], field: str
 ) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'referrals.sqlite'}"
     async with referrals_api(url, local_bus, tmp_path) as (client, runtime):
@@ -281,9 +282,8 @@ async def test_bad_input_is_a_422_naming_the_field_and_writes_nothing(
         assert answer.headers["content-type"] == "application/problem+json"
         assert field_of(answer) == [field]
         as_get = await client.get("/v1/postbacks", params={**body, "key": key}, headers={"Authorization": ""})
-        if field != "amount" or body["amount"] != 49.99:  # a float is a decimal string in a URL too
-            assert as_get.status_code == 422
-            assert field_of(as_get) == [field]
+        assert as_get.status_code == 422
+        assert field_of(as_get) == [field]
         assert await counts(runtime) == (0, 0)
         assert await outbox_events(runtime, "crm.conversion.") == []
 
