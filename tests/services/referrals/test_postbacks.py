@@ -226,9 +226,23 @@ async def test_concurrent_copies_of_a_postback_make_one_conversion(
         taken = await asyncio.gather(*(alone() for _ in range(6)))
         assert sorted(result.outcome.value for result in taken) == ["duplicate"] * 5 + ["recorded"]
         assert len({result.conversion.id for result in taken}) == 1
-        assert await counts(runtime) == (2, 12)
-        recorded = await outbox_events(runtime, "crm.conversion.recorded")
-        assert len(recorded) == 2
+        # A later status, posted six times at once, changes the conversion once.
+        approval = service.NewPostback(
+            data=PostbackIn.model_validate({**body, "transaction_id": "o-5", "status": "approved"}),
+            source="direct",
+            method="POST",
+            authenticated_by="key",
+        )
+
+        async def approve() -> service.Taken:
+            async with session_scope(runtime.database) as session:
+                return await service.take_postback(session, approval)
+
+        approved = await asyncio.gather(*(approve() for _ in range(6)))
+        assert sorted(result.outcome.value for result in approved) == ["duplicate"] * 5 + ["status_changed"]
+        assert await counts(runtime) == (2, 18)
+        assert len(await outbox_events(runtime, "crm.conversion.recorded")) == 2
+        assert len(await outbox_events(runtime, "crm.conversion.status_changed")) == 1
 
 
 async def test_an_idempotency_key_answers_a_repeat_as_a_duplicate(
