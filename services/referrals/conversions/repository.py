@@ -1,6 +1,6 @@
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -13,6 +13,8 @@ from services.referrals.links.models import Link
 from services.referrals.programs.models import Program
 from shared.pagination import Keyset, PageRequest, Slice, SortKey, fetch_page
 
+RowT = TypeVar("RowT")
+
 NEWEST_FIRST = Keyset(
     SortKey(Conversion.recorded_at, descending=True), SortKey(Conversion.id, descending=True)
 )
@@ -21,8 +23,13 @@ MAX_CANDIDATES = 100
 
 
 class ConversionRepository:
+    """Queries of the conversions feature. Programs, links and affiliates are read once per repository
+    (one transaction, or one group-commit batch of postbacks, which mostly name the same few)."""
+
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+        self._links_by_code: dict[str, Link | None] = {}
+        self._rows: dict[tuple[type[Any], object], Any] = {}
 
     @property
     def _postgres(self) -> bool:
@@ -39,16 +46,18 @@ class ConversionRepository:
         found = await self.session.scalars(statement, execution_options={"populate_existing": True})
         return found.one_or_none()
 
-    async def insert(self, values: dict[str, Any]) -> bool:
-        """Insert unless (source, transaction id) is taken; on PostgreSQL a concurrent insert of the
-        same waits for the other transaction's outcome, so one of them inserts and the other sees it."""
+    async def insert(self, values: dict[str, Any]) -> Conversion | None:
+        """Insert unless (source, transaction id) is taken, and return it; None when taken. On
+        PostgreSQL a concurrent insert of the same waits for the other transaction's outcome, so one of
+        them inserts and the other sees it."""
         statement = (
             (postgresql.insert if self._postgres else sqlite.insert)(Conversion)
             .values(**values)
             .on_conflict_do_nothing(index_elements=[Conversion.source, Conversion.transaction_id])
-            .returning(Conversion.id)
+            .returning(Conversion)
         )
-        return (await self.session.scalar(statement)) is not None
+        found = await self.session.scalars(statement, execution_options={"populate_existing": True})
+        return found.one_or_none()
 
     async def get(self, conversion_id: uuid.UUID, *, lock: bool = False) -> Conversion | None:
         return await self.session.get(
@@ -92,9 +101,9 @@ class ConversionRepository:
 
     # Postbacks
 
-    async def add_postback(self, postback: Postback) -> None:
+    def add_postback(self, postback: Postback) -> None:
+        # Written by the next query's autoflush, or the commit: one statement fewer per postback.
         self.session.add(postback)
-        await self.session.flush()
 
     async def postback_by_idempotency_key(self, source: str, key: str) -> Postback | None:
         return await self.session.scalar(
@@ -142,16 +151,24 @@ class ConversionRepository:
         return int(count or 0)
 
     async def link_by_code(self, code: str) -> Link | None:
-        return await self.session.scalar(select(Link).where(Link.code == code))
+        if code not in self._links_by_code:
+            self._links_by_code[code] = await self.session.scalar(select(Link).where(Link.code == code))
+        return self._links_by_code[code]
+
+    async def _row(self, kind: type[RowT], key: object) -> RowT | None:
+        if (kind, key) not in self._rows:
+            self._rows[(kind, key)] = await self.session.get(kind, key)
+        found: RowT | None = self._rows[(kind, key)]
+        return found
 
     async def link(self, link_id: uuid.UUID) -> Link | None:
-        return await self.session.get(Link, link_id)
+        return await self._row(Link, link_id)
 
     async def affiliate(self, affiliate_id: uuid.UUID) -> Affiliate | None:
-        return await self.session.get(Affiliate, affiliate_id)
+        return await self._row(Affiliate, affiliate_id)
 
     async def program(self, program_id: uuid.UUID) -> Program | None:
-        return await self.session.get(Program, program_id)
+        return await self._row(Program, program_id)
 
     async def program_named(self, name: str) -> Program | None:
         """A program by its key, or by its id."""
@@ -159,7 +176,7 @@ class ConversionRepository:
             program_id = uuid.UUID(name)
         except ValueError:
             return await self.session.scalar(select(Program).where(Program.key == name))
-        return await self.session.get(Program, program_id)
+        return await self.program(program_id)
 
     async def only_program(self) -> Program | None:
         """The one program, when there is exactly one."""

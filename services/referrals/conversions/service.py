@@ -91,16 +91,19 @@ async def take_postbacks(session: AsyncSession, items: Sequence[NewPostback]) ->
     copy of a postback later in the batch sees the conversion an earlier one made. A postback refused
     with a domain error has written nothing: every check comes before the first write."""
     results: list[Taken | Exception] = []
+    repository = ConversionRepository(session)
     for item in items:
         try:
-            results.append(await take_postback(session, item))
+            results.append(await take_postback(session, item, repository))
         except DomainError as exc:
             results.append(exc)
     return results
 
 
-async def take_postback(session: AsyncSession, item: NewPostback) -> Taken:
-    repository = ConversionRepository(session)
+async def take_postback(
+    session: AsyncSession, item: NewPostback, repository: ConversionRepository | None = None
+) -> Taken:
+    repository = repository or ConversionRepository(session)
     data = item.data
     now = utc_now()
     if item.idempotency_key is not None:
@@ -116,14 +119,13 @@ async def take_postback(session: AsyncSession, item: NewPostback) -> Taken:
             await _keep(repository, item, conversion, Outcome.DUPLICATE, now, idempotency_key=None)
             await _announce_duplicate(session, conversion, now)
             return Taken(earlier.id, Outcome.DUPLICATE, conversion)
+    # Most postbacks are new: try to record, and look for the conversion only when it exists.
+    recorded = await _record(session, repository, item, now)
+    if recorded is not None:
+        return recorded
+    # An earlier (or a concurrent) postback of the transaction recorded it: this one is a later one.
     conversion = await repository.locked(item.source, data.transaction_id)
-    if conversion is None:
-        recorded = await _record(session, repository, item, now)
-        if recorded is not None:
-            return recorded
-        # A concurrent postback of the same transaction recorded it first: this one is a later one.
-        conversion = await repository.locked(item.source, data.transaction_id)
-        assert conversion is not None
+    assert conversion is not None
     return await _update(session, repository, item, conversion, now)
 
 
@@ -139,7 +141,7 @@ def _goals(program: Program) -> set[str]:
 async def _record(
     session: AsyncSession, repository: ConversionRepository, item: NewPostback, now: datetime
 ) -> Taken | None:
-    """The first postback of a transaction: a new conversion, or None when a concurrent one won."""
+    """The first postback of a transaction: a new conversion, or None when the transaction has one."""
     data = item.data
     program = await attribution.program_of(repository, data)
     if data.event not in _goals(program):
@@ -161,10 +163,9 @@ async def _record(
         contact_id=data.contact_id,
         email_hash=email_hash,
     )
-    conversion_id = uuid.uuid4()
-    inserted = await repository.insert(
+    conversion = await repository.insert(
         {
-            "id": conversion_id,
+            "id": uuid.uuid4(),
             "program_id": program.id,
             "source": item.source,
             "transaction_id": data.transaction_id,
@@ -190,10 +191,8 @@ async def _record(
             "version": 1,
         }
     )
-    if not inserted:
+    if conversion is None:
         return None
-    conversion = await repository.get(conversion_id)
-    assert conversion is not None
     if decision.click is not None and data.contact_id is not None and decision.click.contact_id is None:
         # An erasure of the buyer then finds the click that led to them.
         decision.click.contact_id = data.contact_id
@@ -325,7 +324,7 @@ async def _keep(
         conversion_id=conversion.id,
         received_at=now,
     )
-    await repository.add_postback(postback)
+    repository.add_postback(postback)
     return postback
 
 
