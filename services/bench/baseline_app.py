@@ -1,6 +1,6 @@
-"""The bare FastAPI endpoints `POST /v1/contacts` and `POST /v1/track` are compared with: each validates
-the same kind of body (the track call with the product's own model) and answers, with no database, no
-bus and no middleware. Served by uvicorn in a process of its own:
+"""The bare FastAPI endpoints `POST /v1/contacts`, `POST /v1/track` and `POST /v1/postbacks` are compared
+with: each validates the same kind of body (the track call and the postback with the product's own
+models) and answers, with no database, no bus and no middleware. Served by uvicorn in a process of its own:
 `uvicorn services.bench.baseline_app:app`."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from fastapi import FastAPI, status
 from pydantic import BaseModel, EmailStr
 
 from services.journeys.tracking.schemas import Accepted, TrackCall
+from services.referrals.conversions.schemas import PostbackIn
 
 app = FastAPI(title="bare endpoint")
 
@@ -27,6 +28,11 @@ async def create_contact(body: ContactBody) -> ContactBody:
 @app.post("/v1/track")
 async def track(body: TrackCall) -> Accepted:
     return Accepted()
+
+
+@app.post("/v1/postbacks", status_code=status.HTTP_201_CREATED)
+async def postback(body: PostbackIn) -> PostbackIn:
+    return body
 
 
 @app.get("/healthz")

@@ -9,6 +9,7 @@ from services.bench.scenarios import (
     contact_search,
     create_contact,
     memory,
+    postback_ingest,
     relay_throughput,
     timeline_pages,
     touchpoint_to_timeline,
@@ -19,6 +20,7 @@ from services.bench.scenarios.base import Scenario
 SCENARIOS: list[Scenario] = [
     create_contact.SCENARIO,
     track_ingest.SCENARIO,
+    postback_ingest.SCENARIO,
     batch_upsert.SCENARIO,
     contact_search.SCENARIO,
     timeline_pages.SCENARIO,
