@@ -214,18 +214,18 @@ class ConversionRead(BaseModel):
 
     model_config = ConfigDict(from_attributes=True)
 
-    id: uuid.UUID
-    program_id: uuid.UUID
+    id: uuid.UUID = Field(description="The conversion's id.")
+    program_id: uuid.UUID = Field(description="The program it counts in.")
     source: str = Field(description="Who reported it: the API key id, or the signing source's name.")
-    transaction_id: str
+    transaction_id: str = Field(description="The source's transaction or order id.")
     goal: str = Field(description="`lead`, `sale`, or a custom goal the program names.")
     amount: int | None = Field(description="Minor units of `currency`.")
     currency: str | None = Field(description="ISO 4217.")
-    status: ConversionStatus
-    status_changed_at: datetime
-    attributed: bool
+    status: ConversionStatus = Field(description="Where it stands; it only moves forward.")
+    status_changed_at: datetime = Field(description="When the status last changed.")
+    attributed: bool = Field(description="An affiliate is credited.")
     affiliate_id: uuid.UUID | None = Field(description="The credited affiliate; null when unattributed.")
-    link_id: uuid.UUID | None
+    link_id: uuid.UUID | None = Field(description="The crediting link; null when unattributed.")
     click_id: str | None = Field(
         description="The crediting click; null when unattributed or credited by code."
     )
@@ -234,15 +234,15 @@ class ConversionRead(BaseModel):
         "`unknown_code`, `inactive_affiliate`, `archived_link`, `archived_program`, `not_own_click`; "
         "null when attributed."
     )
-    customer_id: str | None
-    contact_id: uuid.UUID | None
+    customer_id: str | None = Field(description="The advertiser's id for the customer.")
+    contact_id: uuid.UUID | None = Field(description="The buyer's contact, when the postback named one.")
     review: Review = Field(
         description="`none`, `held` (a fraud check flagged it: its commissions wait), `approved`, `rejected`."
     )
-    fraud_flags: list[FraudFlag]
-    occurred_at: datetime
-    recorded_at: datetime
-    updated_at: datetime
+    fraud_flags: list[FraudFlag] = Field(description="What the fraud checks found; empty when nothing.")
+    occurred_at: datetime = Field(description="When it happened, as the source said (the earliest said).")
+    recorded_at: datetime = Field(description="When its first postback was taken.")
+    updated_at: datetime = Field(description="When it last changed.")
 
 
 class PostbackRead(BaseModel):
@@ -250,13 +250,13 @@ class PostbackRead(BaseModel):
 
     model_config = ConfigDict(from_attributes=True)
 
-    id: uuid.UUID
-    method: Literal["GET", "POST"]
-    authenticated_by: Literal["key", "signature"]
+    id: uuid.UUID = Field(description="The postback's id.")
+    method: Literal["GET", "POST"] = Field(description="How it came.")
+    authenticated_by: Literal["key", "signature"] = Field(description="An API key, or a source's signature.")
     status: ConversionStatus = Field(description="The status the postback reported.")
-    outcome: Outcome
-    idempotency_key: str | None
-    received_at: datetime
+    outcome: Outcome = Field(description="What it did.")
+    idempotency_key: str | None = Field(description="Its `Idempotency-Key`, if it was the first with it.")
+    received_at: datetime = Field(description="When it was taken.")
 
 
 class ConversionDetail(ConversionRead):
@@ -269,30 +269,30 @@ class PostbackResult(BaseModel):
     postback_id: uuid.UUID = Field(
         description="This postback; for a duplicate, the postback it repeats (the first one)."
     )
-    outcome: Outcome
+    outcome: Outcome = Field(description="What the postback did.")
     duplicate: bool = Field(description="A retry of a postback already taken: nothing changed.")
-    conversion: ConversionRead
+    conversion: ConversionRead = Field(description="The conversion, as it is now.")
 
 
 class WindowRead(BaseModel):
-    days: int
+    days: int = Field(description="The program's window in days.")
     starts_at: datetime = Field(description="The earliest click time that may be credited.")
     ends_at: datetime = Field(description="The conversion's time: later clicks are not credited.")
 
 
 class CandidateRead(BaseModel):
-    click_id: str
-    clicked_at: datetime
-    affiliate_id: uuid.UUID
-    link_id: uuid.UUID
+    click_id: str = Field(description="The click's id.")
+    clicked_at: datetime = Field(description="When it was clicked.")
+    affiliate_id: uuid.UUID = Field(description="The affiliate whose link it was.")
+    link_id: uuid.UUID = Field(description="The link clicked.")
     is_bot: bool = Field(description="A known crawler: never credited.")
     in_window: bool = Field(description="Clicked inside the window.")
 
 
 class WinnerRead(BaseModel):
-    affiliate_id: uuid.UUID
-    link_id: uuid.UUID | None
-    click_id: str | None
+    affiliate_id: uuid.UUID = Field(description="The credited affiliate.")
+    link_id: uuid.UUID | None = Field(description="The crediting link; null by customer without one.")
+    click_id: str | None = Field(description="The crediting click; null by code or by customer.")
     conversion_id: uuid.UUID | None = Field(
         None, description="By customer: the customer's earlier conversion whose affiliate is credited."
     )
@@ -301,19 +301,19 @@ class WinnerRead(BaseModel):
 class AttributionRead(BaseModel):
     """Why the conversion is credited to whom it is, or to no one."""
 
-    conversion_id: uuid.UUID
+    conversion_id: uuid.UUID = Field(description="The conversion explained.")
     rule: str = Field(
         description="`last_click` or `first_click` (the program's model, among the same visitor's clicks), "
         "`code` (a referral code), `customer` (the customer's earliest attributed conversion), or `none`."
     )
     named_click_id: str | None = Field(description="The click the postback named.")
     code: str | None = Field(description="The referral code the postback named.")
-    customer_id: str | None
+    customer_id: str | None = Field(description="The customer id the postback named.")
     window: WindowRead | None = Field(description="The program's window, ending at the conversion.")
     candidates: list[CandidateRead] = Field(
         description="The same visitor's clicks in the program (the newest 100), inside the window or not."
     )
-    winner: WinnerRead | None
+    winner: WinnerRead | None = Field(description="Who was credited; null when no one.")
     reason: str | None = Field(description="Why no one was credited; null when attributed.")
 
 
@@ -329,15 +329,15 @@ class PostbackSourceCreate(BaseModel):
         description="Letters, digits, `_`, `.`, `-`: in the signed route's path, and the `source` of its "
         "conversions."
     )
-    description: str | None = Field(None, max_length=200)
+    description: str | None = Field(None, max_length=200, description="What the source is, for people.")
 
 
 class PostbackSourceRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
-    name: str
-    description: str | None
-    created_at: datetime
+    name: str = Field(description="The source's name: in its route's path, and its conversions' `source`.")
+    description: str | None = Field(description="What the source is, for people.")
+    created_at: datetime = Field(description="When it was created.")
 
 
 class PostbackSourceCreated(PostbackSourceRead):

@@ -378,3 +378,42 @@ def test_access_logs_never_show_a_key_in_the_url() -> None:
     line = record.getMessage()
     assert "crm_0123_secret" not in line
     assert "?click_id=a&key=REDACTED&txid=1" in line
+
+
+async def test_conversions_are_listed_newest_first_a_page_at_a_time_and_filtered(
+    database_url: str, local_bus: EmbeddedBus, tmp_path: Path
+) -> None:
+    async with referrals_api(database_url, local_bus, tmp_path) as (client, runtime):
+        shop, other = await make_program(runtime, key="shop"), await make_program(runtime, key="other")
+        ada, bob = await make_affiliate(runtime, name="ada"), await make_affiliate(runtime, name="bob")
+        ada_link, bob_link = await make_link(runtime, shop, ada), await make_link(runtime, other, bob)
+        key = await postback_key(client)
+        for index in range(5):
+            await post(client, key, {"code": ada_link.code, "transaction_id": f"a-{index}"})
+        await post(client, key, {"code": bob_link.code, "transaction_id": "b-0", "status": "approved"})
+        await post(client, key, {"code": "nobody", "program": "other", "transaction_id": "u-0"})
+
+        seen: list[str] = []
+        url: str | None = "/v1/conversions?limit=3"
+        while url is not None:
+            page = await client.get(url)
+            assert page.status_code == 200
+            seen += [conversion["transaction_id"] for conversion in page.json()["items"]]
+            cursor = page.json()["next_cursor"]
+            url = f"/v1/conversions?limit=3&cursor={cursor}" if cursor else None
+        assert seen == ["u-0", "b-0", "a-4", "a-3", "a-2", "a-1", "a-0"]
+
+        async def ids(**filters: str) -> list[str]:
+            answer = await client.get("/v1/conversions", params=filters)
+            assert answer.status_code == 200, answer.text
+            return [conversion["transaction_id"] for conversion in answer.json()["items"]]
+
+        assert await ids(program_id=str(other.id)) == ["u-0", "b-0"]
+        assert await ids(affiliate_id=str(ada.id), limit="2") == ["a-4", "a-3"]
+        assert await ids(status="approved") == ["b-0"]
+        assert await ids(attributed="false") == ["u-0"]
+        assert await ids(review="held") == []
+        bad = await client.get("/v1/conversions", params={"cursor": "nonsense"})
+        assert bad.status_code == 422
+        assert field_of(bad) == ["cursor"]
+        assert field_of(await client.get("/v1/conversions", params={"status": "paid"})) == ["status"]
