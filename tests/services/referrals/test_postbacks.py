@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -14,9 +15,12 @@ from sqlalchemy import select
 from services.referrals.clicks.models import Click
 from services.referrals.conversions import service
 from services.referrals.conversions.schemas import PostbackIn
+from shared.bus.base import EventBus, Record
 from shared.bus.embedded import EmbeddedBus
 from shared.db import session_scope, utc_now
+from shared.events import topics
 from shared.observability import RedactQuerySecrets
+from shared.testing.bus import drain
 from tests.services.referrals.postback_support import bearer, counts, field_of, post, postback_key
 from tests.services.referrals.support import (
     make_affiliate,
@@ -343,8 +347,6 @@ async def test_a_key_bound_to_an_affiliate_posts_and_credits_only_itself(
 async def test_the_contact_named_by_a_conversion_is_set_on_its_crediting_click(
     database_url: str, local_bus: EmbeddedBus, tmp_path: Path
 ) -> None:
-    import uuid
-
     async with referrals_api(database_url, local_bus, tmp_path) as (client, runtime):
         program = await make_program(runtime)
         link = await make_link(runtime, program, await make_affiliate(runtime))
@@ -417,3 +419,28 @@ async def test_conversions_are_listed_newest_first_a_page_at_a_time_and_filtered
         assert bad.status_code == 422
         assert field_of(bad) == ["cursor"]
         assert field_of(await client.get("/v1/conversions", params={"status": "paid"})) == ["status"]
+
+
+async def test_a_conversions_events_reach_the_bus_in_order_keyed_by_the_conversion(
+    database_url: str, bus: EventBus, tmp_path: Path
+) -> None:
+    async with referrals_api(database_url, bus, tmp_path, relay=True) as (client, runtime):
+        program = await make_program(runtime)
+        link = await make_link(runtime, program, await make_affiliate(runtime))
+        key = await postback_key(client)
+        sale = {"code": link.code, "transaction_id": f"bus-{uuid.uuid4()}", "amount": 100}
+        conversion_id = (await post(client, key, sale)).json()["conversion"]["id"]
+        await post(client, key, sale)
+        await post(client, key, {**sale, "status": "approved"})
+
+        async with bus.consumer(f"reader-{uuid.uuid4()}", [topics.REFERRALS.name]) as consumer:
+            mine: list[Record] = []
+            deadline = asyncio.get_running_loop().time() + 30
+            while len(mine) < 3 and asyncio.get_running_loop().time() < deadline:
+                mine += [r for r in await drain(consumer, count=1, timeout_s=1) if r.key == conversion_id]
+        assert [record.headers["ce_type"].decode() for record in mine] == [
+            "crm.conversion.recorded",
+            "crm.conversion.duplicate",
+            "crm.conversion.status_changed",
+        ]
+        assert len({record.partition for record in mine}) == 1
