@@ -120,7 +120,15 @@ async def take_postback(
             await _announce_duplicate(session, conversion, now)
             return Taken(earlier.id, Outcome.DUPLICATE, conversion)
     # Most postbacks are new: try to record, and look for the conversion only when it exists.
-    recorded = await _record(session, repository, item, now)
+    try:
+        recorded = await _record(session, repository, item, now)
+    except InvalidValue:
+        # What a new conversion needs (its program, a goal of it) need not be said again by a later
+        # postback of a known one, e.g. a refund that leaves out `program`.
+        known = await repository.locked(item.source, data.transaction_id)
+        if known is None:
+            raise
+        return await _update(session, repository, item, known, now)
     if recorded is not None:
         return recorded
     # An earlier (or a concurrent) postback of the transaction recorded it: this one is a later one.

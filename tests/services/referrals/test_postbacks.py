@@ -109,6 +109,11 @@ async def test_a_get_postback_takes_its_key_in_the_url_and_a_repeat_of_the_url_i
         assert unknown.status_code == 200
         assert unknown.json()["conversion"]["attributed"] is False
         assert unknown.json()["conversion"]["unattributed_reason"] == "unknown_click"
+        # Its refund need not name the program again.
+        refund = await client.get(
+            f"/v1/postbacks?key={key}&click_id=nope&txid=t-10&status=refunded", headers={"Authorization": ""}
+        )
+        assert refund.json()["outcome"] == "status_changed"
         # Without a program to find, the postback cannot be kept: 422 naming `program`.
         lost = await client.get(
             f"/v1/postbacks?key={key}&click_id=nope&txid=t-11", headers={"Authorization": ""}
