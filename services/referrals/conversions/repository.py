@@ -22,6 +22,18 @@ NEWEST_FIRST = Keyset(
 MAX_CANDIDATES = 100
 
 
+_INSERT_POSTGRES = (
+    postgresql.insert(Conversion)
+    .on_conflict_do_nothing(index_elements=[Conversion.source, Conversion.transaction_id])
+    .returning(Conversion)
+)
+_INSERT_SQLITE = (
+    sqlite.insert(Conversion)
+    .on_conflict_do_nothing(index_elements=[Conversion.source, Conversion.transaction_id])
+    .returning(Conversion)
+)
+
+
 class ConversionRepository:
     """Queries of the conversions feature. Programs, links and affiliates are read once per repository
     (one transaction, or one group-commit batch of postbacks, which mostly name the same few)."""
@@ -46,18 +58,16 @@ class ConversionRepository:
         found = await self.session.scalars(statement, execution_options={"populate_existing": True})
         return found.one_or_none()
 
-    async def insert(self, values: dict[str, Any]) -> Conversion | None:
-        """Insert unless (source, transaction id) is taken, and return it; None when taken. On
-        PostgreSQL a concurrent insert of the same waits for the other transaction's outcome, so one of
-        them inserts and the other sees it."""
-        statement = (
-            (postgresql.insert if self._postgres else sqlite.insert)(Conversion)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=[Conversion.source, Conversion.transaction_id])
-            .returning(Conversion)
-        )
-        found = await self.session.scalars(statement, execution_options={"populate_existing": True})
-        return found.one_or_none()
+    async def insert_many(self, rows: list[dict[str, Any]]) -> list[Conversion]:
+        """Insert the conversions whose (source, transaction id) is free, in one statement; returns
+        those inserted. On PostgreSQL a concurrent insert of the same waits for the other transaction's
+        outcome, so one of them inserts and the other sees it."""
+        if not rows:
+            return []
+        # The values go as parameters, not into the statement: one statement, compiled once.
+        statement = _INSERT_POSTGRES if self._postgres else _INSERT_SQLITE
+        found = await self.session.scalars(statement, rows, execution_options={"populate_existing": True})
+        return list(found)
 
     async def get(self, conversion_id: uuid.UUID, *, lock: bool = False) -> Conversion | None:
         return await self.session.get(

@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -87,22 +87,49 @@ class Taken:
 
 
 async def take_postbacks(session: AsyncSession, items: Sequence[NewPostback]) -> list[Taken | Exception]:
-    """Take postbacks in one transaction (concurrent requests: `shared.batching`), in order, so that a
-    copy of a postback later in the batch sees the conversion an earlier one made. A postback refused
-    with a domain error has written nothing: every check comes before the first write."""
-    results: list[Taken | Exception] = []
+    """Take postbacks in one transaction (concurrent requests: `shared.batching`).
+
+    The first postback of each (source, transaction id) in the batch, when it makes a new conversion,
+    is written together with the others: one insert of the conversions, one of their postback rows,
+    one of their events. Every other postback (a later one of a transaction already seen, one with an
+    `Idempotency-Key`, one whose transaction has a conversion) is then taken alone, in the batch's
+    order, so it sees what the earlier ones did. A postback refused with a domain error has written
+    nothing: every check comes before the first write."""
     repository = ConversionRepository(session)
-    for item in items:
+    now = utc_now()
+    results: list[Taken | Exception | None] = [None] * len(items)
+    firsts: dict[tuple[str, str], int] = {}
+    for index, item in enumerate(items):
+        if item.idempotency_key is None:
+            firsts.setdefault((item.source, item.data.transaction_id), index)
+    prepared: dict[uuid.UUID, tuple[int, _NewConversion]] = {}
+    for index in firsts.values():
         try:
-            results.append(await take_postback(session, item, repository))
-        except DomainError as exc:
-            results.append(exc)
-    return results
+            new = await _prepare(session, repository, items[index], now)
+        except DomainError:
+            continue  # taken alone below, where a known conversion may still answer it
+        prepared[new.values["id"]] = (index, new)
+    inserted = await repository.insert_many([new.values for _, new in prepared.values()])
+    recorded = [(prepared[conversion.id], conversion) for conversion in inserted]
+    for (index, new), conversion in recorded:
+        results[index] = _recorded(repository, items[index], new, conversion, now)
+    # Each conversion's own events come after its `recorded`, whatever the order of the rest.
+    await outbox.add_many(session, [_announcement(conversion) for _, conversion in recorded])
+    for _, conversion in recorded:
+        await commissions.conversion_recorded(session, conversion)
+    for index, item in enumerate(items):
+        if results[index] is None:
+            try:
+                results[index] = await take_postback(session, item, repository)
+            except DomainError as exc:
+                results[index] = exc
+    return [result for result in results if result is not None]
 
 
 async def take_postback(
     session: AsyncSession, item: NewPostback, repository: ConversionRepository | None = None
 ) -> Taken:
+    """Take one postback (see `take_postbacks`)."""
     repository = repository or ConversionRepository(session)
     data = item.data
     now = utc_now()
@@ -116,12 +143,12 @@ async def take_postback(
                 )
             conversion = await repository.get(earlier.conversion_id, lock=True)
             assert conversion is not None
-            await _keep(repository, item, conversion, Outcome.DUPLICATE, now, idempotency_key=None)
+            _keep(repository, item, conversion, Outcome.DUPLICATE, now, idempotency_key=None)
             await _announce_duplicate(session, conversion, now)
             return Taken(earlier.id, Outcome.DUPLICATE, conversion)
     # Most postbacks are new: try to record, and look for the conversion only when it exists.
     try:
-        recorded = await _record(session, repository, item, now)
+        new = await _prepare(session, repository, item, now)
     except InvalidValue:
         # What a new conversion needs (its program, a goal of it) need not be said again by a later
         # postback of a known one, e.g. a refund that leaves out `program`.
@@ -129,8 +156,13 @@ async def take_postback(
         if known is None:
             raise
         return await _update(session, repository, item, known, now)
-    if recorded is not None:
-        return recorded
+    inserted = await repository.insert_many([new.values])
+    if inserted:
+        conversion = inserted[0]
+        taken = _recorded(repository, item, new, conversion, now)
+        await outbox.add(session, _announcement(conversion))
+        await commissions.conversion_recorded(session, conversion)
+        return taken
     # An earlier (or a concurrent) postback of the transaction recorded it: this one is a later one.
     conversion = await repository.locked(item.source, data.transaction_id)
     assert conversion is not None
@@ -146,10 +178,18 @@ def _goals(program: Program) -> set[str]:
     return goals
 
 
-async def _record(
+@dataclass(frozen=True)
+class _NewConversion:
+    values: dict[str, Any]
+    """The conversion's row."""
+    decision: attribution.Decision
+
+
+async def _prepare(
     session: AsyncSession, repository: ConversionRepository, item: NewPostback, now: datetime
-) -> Taken | None:
-    """The first postback of a transaction: a new conversion, or None when the transaction has one."""
+) -> _NewConversion:
+    """The conversion the first postback of a transaction makes: checked, attributed, fraud-checked;
+    nothing written yet."""
     data = item.data
     program = await attribution.program_of(repository, data)
     if data.event not in _goals(program):
@@ -171,63 +211,70 @@ async def _record(
         contact_id=data.contact_id,
         email_hash=email_hash,
     )
-    conversion = await repository.insert(
-        {
-            "id": uuid.uuid4(),
-            "program_id": program.id,
-            "source": item.source,
-            "transaction_id": data.transaction_id,
-            "goal": data.event,
-            "amount": data.amount,
-            "currency": _currency(data, program),
-            "status": data.status.value,
-            "status_changed_at": now,
-            "affiliate_id": decision.affiliate.id if decision.affiliate is not None else None,
-            "link_id": decision.link_id,
-            "click_id": decision.click.id if decision.click is not None else None,
-            "attributed": decision.attributed,
-            "unattributed_reason": decision.reason,
-            "attribution": decision.explanation,
-            "customer_id": data.customer_id,
-            "contact_id": data.contact_id,
-            "customer_email_hash": email_hash,
-            "review": Review.HELD.value if flags else Review.NONE.value,
-            "fraud_flags": flags,
-            "occurred_at": occurred_at,
-            "recorded_at": now,
-            "updated_at": now,
-            "version": 1,
-        }
-    )
-    if conversion is None:
-        return None
-    if decision.click is not None and data.contact_id is not None and decision.click.contact_id is None:
-        # An erasure of the buyer then finds the click that led to them.
-        decision.click.contact_id = data.contact_id
-    postback = await _keep(repository, item, conversion, Outcome.RECORDED, now)
-    await outbox.add(
-        session,
-        ConversionRecorded(
-            conversion_id=conversion.id,
-            program_id=conversion.program_id,
-            affiliate_id=conversion.affiliate_id,
-            click_id=conversion.click_id,
-            contact_id=conversion.contact_id,
-            source=conversion.source,
-            transaction_id=conversion.transaction_id,
-            goal=conversion.goal,
-            amount=conversion.amount,
-            currency=conversion.currency,
-            status=conversion.status,
-            attributed=conversion.attributed,
-            unattributed_reason=conversion.unattributed_reason,
-            held_for_review=conversion.review == Review.HELD.value,
-            occurred_at=conversion.occurred_at,
-            recorded_at=conversion.recorded_at,
-        ),
-    )
-    await commissions.conversion_recorded(session, conversion)
+    values = {
+        "id": uuid.uuid4(),
+        "program_id": program.id,
+        "source": item.source,
+        "transaction_id": data.transaction_id,
+        "goal": data.event,
+        "amount": data.amount,
+        "currency": _currency(data, program),
+        "status": data.status.value,
+        "status_changed_at": now,
+        "affiliate_id": decision.affiliate.id if decision.affiliate is not None else None,
+        "link_id": decision.link_id,
+        "click_id": decision.click.id if decision.click is not None else None,
+        "attributed": decision.attributed,
+        "unattributed_reason": decision.reason,
+        "attribution": decision.explanation,
+        "customer_id": data.customer_id,
+        "contact_id": data.contact_id,
+        "customer_email_hash": email_hash,
+        "review": Review.HELD.value if flags else Review.NONE.value,
+        "fraud_flags": flags,
+        "occurred_at": occurred_at,
+        "recorded_at": now,
+        "updated_at": now,
+        "version": 1,
+    }
+    return _NewConversion(values, decision)
+
+
+def _recorded(
+    repository: ConversionRepository,
+    item: NewPostback,
+    new: _NewConversion,
+    conversion: Conversion,
+    now: datetime,
+) -> Taken:
+    """What goes with a new conversion, but its event and commissions: the postback row, and the
+    buyer's contact on the crediting click (so that an erasure of the buyer finds it)."""
+    click = new.decision.click
+    if click is not None and conversion.contact_id is not None and click.contact_id is None:
+        click.contact_id = conversion.contact_id
+    postback = _keep(repository, item, conversion, Outcome.RECORDED, now)
     return Taken(postback.id, Outcome.RECORDED, conversion)
+
+
+def _announcement(conversion: Conversion) -> ConversionRecorded:
+    return ConversionRecorded(
+        conversion_id=conversion.id,
+        program_id=conversion.program_id,
+        affiliate_id=conversion.affiliate_id,
+        click_id=conversion.click_id,
+        contact_id=conversion.contact_id,
+        source=conversion.source,
+        transaction_id=conversion.transaction_id,
+        goal=conversion.goal,
+        amount=conversion.amount,
+        currency=conversion.currency,
+        status=conversion.status,
+        attributed=conversion.attributed,
+        unattributed_reason=conversion.unattributed_reason,
+        held_for_review=conversion.review == Review.HELD.value,
+        occurred_at=conversion.occurred_at,
+        recorded_at=conversion.recorded_at,
+    )
 
 
 def _currency(data: PostbackIn, program: Program) -> str | None:
@@ -249,17 +296,17 @@ async def _update(
     current = ConversionStatus(conversion.status)
     first = await repository.first_postback_with(conversion.id, status.value)
     if first is not None or status is current:
-        postback = await _keep(repository, item, conversion, Outcome.DUPLICATE, now)
+        postback = _keep(repository, item, conversion, Outcome.DUPLICATE, now)
         await _announce_duplicate(session, conversion, now)
         return Taken(first.id if first is not None else postback.id, Outcome.DUPLICATE, conversion)
     if STATUS_RANK[status] > STATUS_RANK[current]:
         _fill_in(session, conversion, data)
         await _change_status(session, conversion, status, data.reason, now)
-        postback = await _keep(repository, item, conversion, Outcome.STATUS_CHANGED, now)
+        postback = _keep(repository, item, conversion, Outcome.STATUS_CHANGED, now)
         return Taken(postback.id, Outcome.STATUS_CHANGED, conversion)
     if _fill_in(session, conversion, data):
         conversion.updated_at = now
-    postback = await _keep(repository, item, conversion, Outcome.STALE, now)
+    postback = _keep(repository, item, conversion, Outcome.STALE, now)
     return Taken(postback.id, Outcome.STALE, conversion)
 
 
@@ -310,7 +357,7 @@ async def _change_status(
     await commissions.conversion_status_changed(session, conversion, old, reason)
 
 
-async def _keep(
+def _keep(
     repository: ConversionRepository,
     item: NewPostback,
     conversion: Conversion,

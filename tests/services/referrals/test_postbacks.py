@@ -18,6 +18,7 @@ from services.referrals.conversions.schemas import PostbackIn
 from shared.bus.base import EventBus, Record
 from shared.bus.embedded import EmbeddedBus
 from shared.db import session_scope, utc_now
+from shared.errors import InvalidValue
 from shared.events import topics
 from shared.observability import RedactQuerySecrets
 from shared.testing.bus import drain
@@ -449,3 +450,40 @@ async def test_a_conversions_events_reach_the_bus_in_order_keyed_by_the_conversi
             "crm.conversion.status_changed",
         ]
         assert len({record.partition for record in mine}) == 1
+
+
+async def test_a_batch_takes_its_postbacks_as_if_one_by_one(
+    database_url: str, local_bus: EmbeddedBus, tmp_path: Path
+) -> None:
+    async with referrals_api(database_url, local_bus, tmp_path) as (_client, runtime):
+        program = await make_program(runtime)
+        link = await make_link(runtime, program, await make_affiliate(runtime))
+
+        def item(transaction: str, **fields: Any) -> service.NewPostback:
+            data = PostbackIn.model_validate({"code": link.code, "transaction_id": transaction, **fields})
+            return service.NewPostback(data=data, source="batch", method="POST", authenticated_by="key")
+
+        async with session_scope(runtime.database) as session:
+            await service.take_postback(session, item("known"))
+        batch = [
+            item("known", status="approved"),  # its transaction has a conversion: a later status
+            item("a"),
+            item("a", status="refunded"),  # after the first of its transaction, in the same batch
+            item("bad", event="signup"),
+            item("b", amount=5),
+            item("a"),  # a retry of the batch's first `a`
+        ]
+        async with session_scope(runtime.database) as session:
+            results = await service.take_postbacks(session, batch)
+        outcomes = [result if isinstance(result, Exception) else result.outcome.value for result in results]
+        assert outcomes[:3] == ["status_changed", "recorded", "status_changed"]
+        assert isinstance(outcomes[3], InvalidValue)
+        assert outcomes[4:] == ["recorded", "duplicate"]
+        assert await counts(runtime) == (3, 6)
+        events = [(event["type"], event["key"]) for event in await outbox_events(runtime, "crm.conversion.")]
+        a_id = str(results[1].conversion.id)  # type: ignore[union-attr]
+        assert [kind for kind, key in events if key == a_id] == [
+            "crm.conversion.recorded",
+            "crm.conversion.status_changed",
+            "crm.conversion.duplicate",
+        ]
