@@ -108,6 +108,9 @@ async def take_postbacks(session: AsyncSession, items: Sequence[NewPostback]) ->
             new = await _prepare(session, repository, items[index], now)
         except DomainError:
             continue  # taken alone below, where a known conversion may still answer it
+        if new.decision.rule in ("none", "customer") and items[index].data.customer_id is not None:
+            # Credit by the customer's earlier conversions must see those of this batch: taken below.
+            continue
         prepared[new.values["id"]] = (index, new)
     inserted = await repository.insert_many([new.values for _, new in prepared.values()])
     recorded = [(prepared[conversion.id], conversion) for conversion in inserted]

@@ -466,20 +466,24 @@ async def test_a_batch_takes_its_postbacks_as_if_one_by_one(
         async with session_scope(runtime.database) as session:
             await service.take_postback(session, item("known"))
         batch = [
+            item("renewal", code=None, customer_id="c-1", program=program.key),  # by the next one's customer
             item("known", status="approved"),  # its transaction has a conversion: a later status
             item("a"),
             item("a", status="refunded"),  # after the first of its transaction, in the same batch
             item("bad", event="signup"),
-            item("b", amount=5),
+            item("b", amount=5, customer_id="c-1"),
             item("a"),  # a retry of the batch's first `a`
         ]
         async with session_scope(runtime.database) as session:
             results = await service.take_postbacks(session, batch)
+        renewal, *results = results
+        assert not isinstance(renewal, Exception)
+        assert (renewal.outcome.value, renewal.conversion.affiliate_id) == ("recorded", link.affiliate_id)
         outcomes = [result if isinstance(result, Exception) else result.outcome.value for result in results]
         assert outcomes[:3] == ["status_changed", "recorded", "status_changed"]
         assert isinstance(outcomes[3], InvalidValue)
         assert outcomes[4:] == ["recorded", "duplicate"]
-        assert await counts(runtime) == (3, 6)
+        assert await counts(runtime) == (4, 7)
         events = [(event["type"], event["key"]) for event in await outbox_events(runtime, "crm.conversion.")]
         a_id = str(results[1].conversion.id)  # type: ignore[union-attr]
         assert [kind for kind, key in events if key == a_id] == [
