@@ -89,7 +89,8 @@ _POSTBACK_DESCRIPTION = (
 )
 
 
-def _settings(runtime: RuntimeDep) -> ReferralsSettings:
+async def _settings(runtime: RuntimeDep) -> ReferralsSettings:
+    # async: FastAPI runs a plain `def` dependency in a thread, a hop per postback for nothing.
     settings = runtime.settings
     assert isinstance(settings, ReferralsSettings)
     return settings
