@@ -122,10 +122,23 @@ async def test_a_get_postback_takes_its_key_in_the_url_and_a_repeat_of_the_url_i
         assert lost.status_code == 422
         assert field_of(lost) == ["program"]
 
-        # The key in the URL is for the postback routes only.
-        assert (
-            await client.get(f"/v1/conversions?key={key}", headers={"Authorization": ""})
-        ).status_code == 401
+        # The JSON postback takes it too; a header wins over it.
+        posted = await client.post(
+            f"/v1/postbacks?key={key}",
+            json={"code": link.code, "txid": "t-12"},
+            headers={"Authorization": ""},
+        )
+        assert posted.status_code == 201
+        reader = (await client.post("/v1/keys", json={"scopes": ["referrals:read"]})).json()["key"]
+        both = await client.get(f"/v1/postbacks?key={key}&code={link.code}&txid=t-13", headers=bearer(reader))
+        assert both.status_code == 403
+        # The key in the URL is for the postback routes only, and documented there.
+        elsewhere = await client.get(f"/v1/conversions?key={key}", headers={"Authorization": ""})
+        assert elsewhere.status_code == 401
+        paths = (await client.get("/openapi.json")).json()["paths"]
+        for method in ("get", "post"):
+            assert "key" in [parameter["name"] for parameter in paths["/v1/postbacks"][method]["parameters"]]
+        assert "key" not in [parameter["name"] for parameter in paths["/v1/conversions"]["get"]["parameters"]]
 
 
 async def test_later_statuses_change_the_conversion_and_older_ones_are_stale(
