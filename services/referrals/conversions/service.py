@@ -303,23 +303,28 @@ async def _update(
         await _announce_duplicate(session, conversion, now)
         return Taken(first.id if first is not None else postback.id, Outcome.DUPLICATE, conversion)
     if STATUS_RANK[status] > STATUS_RANK[current]:
-        _fill_in(session, conversion, data)
+        await _fill_in(session, repository, conversion, data)
         await _change_status(session, conversion, status, data.reason, now)
         postback = _keep(repository, item, conversion, Outcome.STATUS_CHANGED, now)
         return Taken(postback.id, Outcome.STATUS_CHANGED, conversion)
-    if _fill_in(session, conversion, data):
+    if await _fill_in(session, repository, conversion, data):
         conversion.updated_at = now
     postback = _keep(repository, item, conversion, Outcome.STALE, now)
     return Taken(postback.id, Outcome.STALE, conversion)
 
 
-def _fill_in(session: AsyncSession, conversion: Conversion, data: PostbackIn) -> bool:
+async def _fill_in(
+    session: AsyncSession, repository: ConversionRepository, conversion: Conversion, data: PostbackIn
+) -> bool:
     """Take from a postback what the conversion lacks: its first postback may have been a refund that
     knew less than the sale. Never overwrites what is known. Returns whether anything was filled."""
     filled = False
     if conversion.amount is None and data.amount is not None:
         conversion.amount = data.amount
-        conversion.currency = data.currency or conversion.currency
+        if data.currency is None and conversion.currency is None:
+            # As on a first postback: an amount without a currency is in the program's.
+            program = await repository.program(conversion.program_id)
+            conversion.currency = program.currency if program is not None else None
         filled = True
     if conversion.currency is None and data.currency is not None:
         conversion.currency = data.currency
