@@ -37,6 +37,12 @@ class IdentityHasher:
         """The hex HMAC-SHA256 of a client address, as given: enough to see a burst from one address."""
         return hmac.new(self._key, b"ip:" + address.encode(), hashlib.sha256).hexdigest()
 
+    def secret(self, purpose: str, salt: str) -> str:
+        """A secret derived from the deployment's key, e.g. a postback source's signing secret: only a
+        random salt is stored, so the database alone does not hold it. `purpose` keeps it apart from
+        the email hashes and from other secrets derived from the same salt."""
+        return hmac.new(self._key, f"secret:{purpose}:{salt}".encode(), hashlib.sha256).hexdigest()
+
 
 def identity_key(platform: PlatformSettings) -> bytes:
     """The configured key; without one (embedded mode, tests), a random key made once and kept in the

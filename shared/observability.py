@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -43,8 +44,31 @@ CONSUMER_LAG = Histogram(
 BUS_UP = Gauge("crm_bus_up", "1 when the event bus answered the last probe, else 0 (degraded).", ["service"])
 
 
+# Query parameters that carry a credential (`shared.web.routing`: a key in the URL for trackers).
+SECRET_QUERY_PARAMETERS = ("key",)
+_SECRET_IN_QUERY = re.compile(r"([?&](?:" + "|".join(SECRET_QUERY_PARAMETERS) + r")=)[^&#\s\"]*")
+
+
+class RedactQuerySecrets(logging.Filter):
+    """Masks credentials in the URLs a log record carries, e.g. uvicorn's access log line, which holds
+    the path with its query string: `?key=crm_…` is logged as `?key=REDACTED`."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                _SECRET_IN_QUERY.sub(r"\1REDACTED", arg) if isinstance(arg, str) else arg
+                for arg in record.args
+            )
+        if isinstance(record.msg, str):
+            record.msg = _SECRET_IN_QUERY.sub(r"\1REDACTED", record.msg)
+        return True
+
+
 def configure_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # On the logger, not a handler: uvicorn replaces the access log's handlers when it starts, and keeps
+    # the logger's filters.
+    logging.getLogger("uvicorn.access").addFilter(RedactQuerySecrets())
     # aiokafka logs every reconnect attempt at ERROR; our own warnings already say the bus is away.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
 

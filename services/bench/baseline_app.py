@@ -1,6 +1,7 @@
-"""The bare FastAPI endpoints `POST /v1/contacts`, `POST /v1/track` and `GET /r/{code}` are compared
-with: each validates the same kind of body (the track call with the product's own model) and answers,
-with no database, no bus and no middleware. Served by uvicorn in a process of its own:
+"""The bare FastAPI endpoints `POST /v1/contacts`, `POST /v1/track`, `POST /v1/postbacks` and
+`GET /r/{code}` are compared with: each validates the same kind of body (the track call and the
+postback with the product's own models) and answers, with no database, no bus and no middleware.
+Served by uvicorn in a process of its own:
 `uvicorn services.bench.baseline_app:app`."""
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from fastapi import FastAPI, Response, status
 from pydantic import BaseModel, EmailStr
 
 from services.journeys.tracking.schemas import Accepted, TrackCall
+from services.referrals.conversions.schemas import PostbackIn
 
 app = FastAPI(title="bare endpoint")
 
@@ -35,6 +37,11 @@ async def redirect(code: str) -> Response:
     return Response(
         status_code=status.HTTP_302_FOUND, headers={"Location": f"https://shop.example.com/?ref={code}"}
     )
+
+
+@app.post("/v1/postbacks", status_code=status.HTTP_201_CREATED)
+async def postback(body: PostbackIn) -> PostbackIn:
+    return body
 
 
 @app.get("/healthz")

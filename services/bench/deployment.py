@@ -34,6 +34,8 @@ class Product:
     journeys_database_url: str
     platform: PlatformSettings
     """The servers' bus settings, for reading what they published."""
+    referrals_url: str
+    referrals_database_url: str
 
     def servers_for(self, service: str) -> list[ServerProcess]:
         """What to start for `service` alone: `crm dev` serves every service, `crm serve X` only X."""
@@ -108,6 +110,8 @@ class EmbeddedDeployment(Deployment):
             journeys_url=f"{base}/journeys",
             journeys_database_url=f"sqlite+aiosqlite:///{data_dir / 'journeys.sqlite'}",
             platform=self.platform(data_dir),
+            referrals_url=f"{base}/referrals",
+            referrals_database_url=f"sqlite+aiosqlite:///{data_dir / 'referrals.sqlite'}",
         )
 
 
@@ -153,6 +157,7 @@ class DistributedDeployment(Deployment):
         for spec in SERVICES["journeys"].consumers:
             await self.start_at_end(spec.name, spec.topic_names)
         journeys_database = await self.fresh_database_url("journeys", label)
+        referrals_database = await self.fresh_database_url("referrals", label)
         data_dir = self.fresh_dir(label)
         env = child_environment(
             {
@@ -163,11 +168,12 @@ class DistributedDeployment(Deployment):
                 "CRM_LOG_LEVEL": "INFO",
                 "CRM_CONTACTS_DATABASE_URL": await self.fresh_database_url("contacts", label),
                 "CRM_JOURNEYS_DATABASE_URL": journeys_database,
+                "CRM_REFERRALS_DATABASE_URL": referrals_database,
             }
         )
         urls: dict[str, str] = {}
         servers: list[ServerProcess] = []
-        for service in ("contacts", "journeys"):
+        for service in ("contacts", "journeys", "referrals"):
             port = free_port()
             urls[service] = f"http://127.0.0.1:{port}"
             servers.append(
@@ -185,6 +191,8 @@ class DistributedDeployment(Deployment):
             journeys_url=urls["journeys"],
             journeys_database_url=journeys_database,
             platform=self.platform(data_dir),
+            referrals_url=urls["referrals"],
+            referrals_database_url=referrals_database,
         )
 
     async def close(self) -> None:

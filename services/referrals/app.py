@@ -13,6 +13,7 @@ from services.referrals.commissions import models as _commissions  # noqa: F401
 from services.referrals.commissions.approval import APPROVAL_WORKER
 from services.referrals.commissions.endpoints import router as commissions_router
 from services.referrals.conversions import models as _conversions  # noqa: F401
+from services.referrals.conversions.endpoints import conversions_router, postbacks_router, sources_router
 from services.referrals.db import Base, tables
 from services.referrals.links import models as _links  # noqa: F401
 from services.referrals.links.endpoints import router as links_router
@@ -41,6 +42,9 @@ DEFINITION = ServiceDefinition(
         affiliates_router,
         links_router,
         clicks_router,
+        postbacks_router,
+        sources_router,
+        conversions_router,
         commissions_router,
         me_router,
     ],

@@ -83,7 +83,8 @@ class ConversionRecorded(_ConversionEvent):
     attributed: bool
     unattributed_reason: str | None = Field(
         description="Why no affiliate was credited: `no_click`, `unknown_click`, `click_expired`, "
-        "`unknown_code`, `bot_click`; null when attributed."
+        "`unknown_code`, `bot_click`, `inactive_affiliate`, `archived_link`, `archived_program`, "
+        "`not_own_click` (an affiliate's key posted another affiliate's click); null when attributed."
     )
     held_for_review: bool = Field(description="A fraud check flagged it; its commissions wait for a review.")
     occurred_at: datetime = Field(description="When the conversion happened, as the source says.")

@@ -8,6 +8,9 @@
    `openapi_extra={"x-max-body-bytes": n}`); `CRM_MAX_BODY_BYTES` bounds every route before that
    (`shared.web.limits`);
 4. runs a POST that carries `Idempotency-Key` at most once (see `shared.web.idempotency`).
+A route for callers that can only fire a URL (affiliate trackers' postbacks) may also take the key as a
+`key` query parameter, with `openapi_extra={"x-key-in-query": True}`; a header wins when both come.
+Access logs never show that parameter's value (`shared.observability.RedactQuerySecrets`).
 All of it happens before the body is parsed, so a caller without a key learns nothing of the route.
 """
 
@@ -37,6 +40,7 @@ from shared.web.problems import PROBLEM_RESPONSES, SEGMENT_SHAPED, ProblemError,
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _JSON_TYPES = ("application/json",)
 _WWW_AUTHENTICATE = 'Bearer realm="crm"'
+KEY_QUERY_PARAMETER = "key"
 
 
 @dataclass(frozen=True)
@@ -116,9 +120,23 @@ _IDEMPOTENCY_PARAMETER = {
 }
 
 
+_KEY_PARAMETER = {
+    "name": KEY_QUERY_PARAMETER,
+    "in": "query",
+    "required": False,
+    "description": "The API key, for callers that can only fire a URL; `Authorization: Bearer` is better "
+    "where it can be sent (a URL ends up in more places than a header). Access logs never show it.",
+    "schema": {"type": "string"},
+}
+
+
 class ApiRoute(APIRoute):
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         methods = {method.upper() for method in kwargs.get("methods") or ()}
+        if (kwargs.get("openapi_extra") or {}).get("x-key-in-query"):
+            extra = dict(kwargs["openapi_extra"])
+            extra["parameters"] = [*extra.get("parameters", []), _KEY_PARAMETER]
+            kwargs["openapi_extra"] = extra
         edge = _documented_answers(methods, kwargs.get("dependencies") or ())
         kwargs["responses"] = {**edge, **(kwargs.get("responses") or {})}
         if "POST" in methods and (kwargs.get("openapi_extra") or {}).get("x-idempotency", True) is not False:
@@ -139,6 +157,10 @@ class ApiRoute(APIRoute):
             "POST" in (self.methods or ())
             and (self.openapi_extra or {}).get("x-idempotency", True) is not False
         )
+
+    @cached_property
+    def key_in_query(self) -> bool:
+        return bool((self.openapi_extra or {}).get("x-key-in-query", False))
 
     @cached_property
     def max_body_bytes(self) -> int | None:
@@ -178,13 +200,16 @@ class ApiRoute(APIRoute):
         if access.public:
             return None
         token = _presented_key(request.headers.get("authorization", ""), write_key=access.write_key)
+        if token is None and self.key_in_query:
+            token = request.query_params.get(KEY_QUERY_PARAMETER) or None
         if token is None:
             raise ProblemError(
                 401,
                 "Unauthorized",
                 slug="unauthorized",
                 detail="Send an API key: `Authorization: Bearer crm_…`"
-                + (" or as the write key, HTTP Basic with an empty password." if access.write_key else "."),
+                + (" or as the write key, HTTP Basic with an empty password." if access.write_key else "")
+                + (f" or as the `{KEY_QUERY_PARAMETER}` query parameter." if self.key_in_query else "."),
                 headers={"WWW-Authenticate": _WWW_AUTHENTICATE},
             )
         principal = runtime.keys.known(token)

@@ -1,5 +1,6 @@
-"""Closed-loop HTTP throughput with `wrk`: each request creates a contact with an email of its own, or
-sends a Segment `track` call with a message id of its own."""
+"""Closed-loop HTTP throughput with `wrk`: each request creates a contact with an email of its own,
+sends a Segment `track` call with a message id of its own, or posts a conversion with a transaction id
+of its own."""
 
 from __future__ import annotations
 
@@ -36,7 +37,11 @@ function request()
     return wrk.format("GET", nil, {["User-Agent"] = browser})
   end
   local body
-  if kind == "track" then
+  if kind == "postback" then
+    body = string.format(
+      '{"code":"bench","transaction_id":"%s-%d","event":"sale","amount":4999,"currency":"EUR",' ..
+      '"customer_id":"%s-%d"}', prefix, counter, prefix, counter % 1000)
+  elseif kind == "track" then
     body = string.format(
       '{"type":"track","anonymousId":"%s-%d","messageId":"%s-%d","event":"Pricing Viewed",' ..
       '"properties":{"path":"/pricing","plan":"team"},"context":{"page":{"path":"/pricing"}}}',
@@ -89,11 +94,12 @@ async def run_wrk(
     connections: int,
     threads: int = 1,
     email_prefix: str,
-    body: Literal["contact", "track", "redirect"] = "contact",
+    body: Literal["contact", "track", "redirect", "postback"] = "contact",
 ) -> WrkResult:
-    """`body`: a contact to create, a track call, sent as tracking libraries do (the key as HTTP
-    Basic user name), or `redirect`: a browser's GET with no key (wrk counts a 302 as a success).
-    `email_prefix` makes the emails or message ids of one run unique."""
+    """`body`: a contact to create, a track call sent as tracking libraries do (the key as HTTP Basic
+    user name), `redirect`: a browser's GET with no key (wrk counts a 302 as a success), or a postback
+    crediting the link `bench`. `email_prefix` makes the emails, message ids or transaction ids of one
+    run unique."""
     authorization = (
         "Basic " + base64.b64encode(f"{BENCH_API_KEY}:".encode()).decode()
         if body == "track"

@@ -12,7 +12,7 @@ from services.bench.model import Figure, Target
 from services.bench.scenarios.base import ModeContext
 from services.bench.servers import ServerProcess, child_environment, free_port
 
-Body = Literal["contact", "track", "redirect"]
+Body = Literal["contact", "track", "redirect", "postback"]
 
 
 def _listen(port: int) -> list[str]:

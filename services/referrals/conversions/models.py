@@ -89,3 +89,17 @@ class Postback(Base):
     outcome: Mapped[str] = mapped_column(String(16))
     conversion_id: Mapped[uuid.UUID] = mapped_column(Uuid)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now)
+
+
+class PostbackSource(Base):
+    """A tracker or shop that signs its postbacks (HMAC-SHA256 over timestamp and body) instead of
+    sending an API key. Its secret is not stored: it is derived from `salt` with the deployment's
+    key (`shared.identity`), so a copy of the database alone cannot sign a postback."""
+
+    __tablename__ = "postback_source"
+
+    # The source's name: in the signed route's path, and the `source` of its conversions.
+    name: Mapped[str] = mapped_column(String(120), primary_key=True)
+    description: Mapped[str | None] = mapped_column(String(200))
+    salt: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now)

@@ -27,6 +27,8 @@ PUBLIC_OPERATIONS = {
     ("get", "/asyncapi.json"),
     ("get", "/schemas/events/{event_type}/v{version}.json"),
     ("get", "/r/{code}"),  # the click redirect: followed by anyone with the link
+    # Signed by its source instead (HMAC over timestamp and body; tests/services/referrals).
+    ("post", "/v1/postback-sources/{name}/postbacks"),
 }
 
 

@@ -115,6 +115,15 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "postback_source",
+        sa.Column("name", sa.String(length=120), nullable=False),
+        sa.Column("description", sa.String(length=200), nullable=True),
+        sa.Column("salt", sa.String(length=64), nullable=False),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("name", name=op.f("pk_postback_source")),
+    )
+
+    op.create_table(
         "program",
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("key", sa.String(length=64), nullable=False),
@@ -295,6 +304,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_postback_source_transaction_id")
         batch_op.drop_index("ix_postback_conversion_id_received_at")
 
+    op.drop_table("postback_source")
     op.drop_table("postback")
     with op.batch_alter_table("payout", schema=None) as batch_op:
         batch_op.drop_index("ix_payout_affiliate_id_paid_at")
