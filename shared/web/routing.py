@@ -89,9 +89,15 @@ def _presented_key(authorization: str, *, write_key: bool) -> str | None:
     return None
 
 
-def _documented_answers(methods: set[str], dependencies: Sequence[Any]) -> dict[int | str, dict[str, Any]]:
+def _documented_answers(
+    path: str, methods: set[str], dependencies: Sequence[Any]
+) -> dict[int | str, dict[str, Any]]:
     # FastAPI would document its own JSON 422 for any route with parameters; ours are problem documents.
     answers: dict[int | str, dict[str, Any]] = dict(PROBLEM_RESPONSES)
+    if "{" in path:
+        # Even where the parameter names no stored thing (free text), a segment the server cannot route
+        # (a control character) is answered 404 before the route is reached.
+        answers[404] = problem_doc("Not found, or a path segment the server cannot route.")
     if not any(is_public_marker(getattr(dependency, "dependency", None)) for dependency in dependencies):
         answers[401] = problem_doc("No API key, or one that is unknown, revoked or expired.")
         answers[403] = problem_doc("The key lacks the scope this route needs; `detail` names it.")
@@ -137,7 +143,7 @@ class ApiRoute(APIRoute):
             extra = dict(kwargs["openapi_extra"])
             extra["parameters"] = [*extra.get("parameters", []), _KEY_PARAMETER]
             kwargs["openapi_extra"] = extra
-        edge = _documented_answers(methods, kwargs.get("dependencies") or ())
+        edge = _documented_answers(path, methods, kwargs.get("dependencies") or ())
         kwargs["responses"] = {**edge, **(kwargs.get("responses") or {})}
         if "POST" in methods and (kwargs.get("openapi_extra") or {}).get("x-idempotency", True) is not False:
             kwargs["responses"] = {**_IDEMPOTENCY_ANSWERS, **kwargs["responses"]}

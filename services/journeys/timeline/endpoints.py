@@ -51,7 +51,7 @@ def timeline_filter(
     if since is not None and until is not None and since > until:
         detail = "until must not be before since."
         raise ProblemError(
-            400,
+            422,
             "Invalid time range",
             slug="validation",
             detail=detail,

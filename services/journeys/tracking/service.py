@@ -143,9 +143,15 @@ def _fields(call: AnyCall, *, received_at: datetime, user_system: str) -> dict[s
     context = call.context
     campaign = as_object(context.get("campaign"))
     properties: dict[str, Any] = dict(getattr(call, "properties", {}))
+    try:
+        occurred_at = corrected(call.timestamp, call.sent_at, received_at)
+    except OverflowError:
+        # `sentAt` thousands of years after `timestamp`: no date is that far back.
+        message = "timestamp is further before sentAt than any date can be; check the sender's clock"
+        raise CallRefused([CallProblem(field="timestamp", message=message, code="value_error")]) from None
     fields: dict[str, Any] = {
         "message_id": call.message_id,
-        "occurred_at": corrected(call.timestamp, call.sent_at, received_at),
+        "occurred_at": occurred_at,
         "external_id": {"system": user_system, "id": call.user_id} if call.user_id is not None else None,
         "type": call.event if isinstance(call, TrackCall) else _TYPES[call.type],
         "channel": properties.get("channel") or _channel(call, context),

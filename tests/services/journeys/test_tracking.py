@@ -278,6 +278,14 @@ async def test_the_senders_clock_is_corrected_and_a_call_from_the_future_refused
             "timestamp": (utc_now() + timedelta(days=2)).isoformat(),
         }
         refused = await _send(api, key, "track", ahead)
+        # Sent thousands of years after it happened: no date is that far back (this was a 500).
+        ages_apart = {
+            "anonymousId": "v",
+            "event": "Opened",
+            "timestamp": "7157-11-28T04:51:28+17:50",
+            "sentAt": "9650-04-23T03:49:28Z",
+        }
+        absurd = await _send(api, key, "alias", {**ages_apart, "previousId": "p", "userId": "u"})
         [row] = await _recorded(api)
 
     assert corrected.status_code == 200
@@ -286,6 +294,7 @@ async def test_the_senders_clock_is_corrected_and_a_call_from_the_future_refused
     assert timedelta(seconds=55) < received - occurred < timedelta(seconds=65)
     assert [error["field"] for error in problem(refused, 422)["errors"]] == ["timestamp"]
     assert "24 hours ahead" in problem(refused, 422)["errors"][0]["message"]
+    assert [error["field"] for error in problem(absurd, 422)["errors"]] == ["timestamp"]
 
 
 async def test_bad_calls_are_named_and_a_repeat_records_nothing(
