@@ -21,6 +21,7 @@ from services.referrals.me.endpoints import router as me_router
 from services.referrals.people.handlers import PEOPLE_CONSUMER
 from services.referrals.programs import models as _programs  # noqa: F401
 from services.referrals.programs.endpoints import router as programs_router
+from services.referrals.purchases.handlers import PURCHASES_CONSUMER
 from services.referrals.settings import ReferralsSettings
 from shared.runtime import ServiceDefinition, ServiceRuntime
 from shared.web.app import create_service_app
@@ -48,7 +49,7 @@ DEFINITION = ServiceDefinition(
         commissions_router,
         me_router,
     ],
-    consumers=[PEOPLE_CONSUMER],
+    consumers=[PEOPLE_CONSUMER, PURCHASES_CONSUMER],
     workers=[APPROVAL_WORKER],
 )
 

@@ -5,7 +5,9 @@ In order, the first that credits someone wins:
    the window [occurred_at - window_days, occurred_at], the latest (`last_click`) or the earliest
    (`first_click`), as the program says;
 2. a referral code: that link's affiliate, with no click;
-3. the customer id: the affiliate of the customer's earliest attributed conversion in the program.
+3. the customer id: the affiliate of the customer's earliest attributed conversion in the program;
+   failing that, or without one, the contact id the same way (a known customer buying again, as a
+   postback or as a purchase the journeys service reported).
 Nothing crediting is no error: the conversion is kept unattributed with the first reason met
 (`unknown_click`, `click_expired`, `bot_click`, `unknown_code`, `no_click`). A winner whose program is
 archived, whose affiliate is suspended or whose link is archived credits no one either
@@ -116,8 +118,12 @@ async def attribute(
             reasons.append("unknown_code")
         else:
             winner = _Winner("code", link.affiliate_id, link.id)
-    if winner is None and data.customer_id is not None:
-        earlier = await repository.earliest_attributed(program.id, data.customer_id)
+    if winner is None and (data.customer_id is not None or data.contact_id is not None):
+        earlier = await repository.earliest_attributed(
+            program.id, customer_id=data.customer_id, contact_id=data.contact_id
+        )
+        if earlier is None and data.customer_id is not None and data.contact_id is not None:
+            earlier = await repository.earliest_attributed(program.id, contact_id=data.contact_id)
         if earlier is not None and earlier.affiliate_id is not None:
             winner = _Winner("customer", earlier.affiliate_id, earlier.link_id, conversion_id=earlier.id)
     if winner is None:

@@ -97,14 +97,18 @@ class ConversionRepository:
             statement = statement.where(Conversion.review == review)
         return await fetch_page(self.session, statement, NEWEST_FIRST, page)
 
-    async def earliest_attributed(self, program_id: uuid.UUID, customer_id: str) -> Conversion | None:
+    async def earliest_attributed(
+        self, program_id: uuid.UUID, *, customer_id: str | None = None, contact_id: uuid.UUID | None = None
+    ) -> Conversion | None:
+        """The customer's earliest attributed conversion in the program, by the advertiser's id for them
+        or by their contact id (whichever is given)."""
+        named = Conversion.customer_id == customer_id if customer_id is not None else None
+        if named is None:
+            assert contact_id is not None, "name the customer"
+            named = Conversion.contact_id == contact_id
         return await self.session.scalar(
             select(Conversion)
-            .where(
-                Conversion.program_id == program_id,
-                Conversion.customer_id == customer_id,
-                Conversion.attributed.is_(True),
-            )
+            .where(Conversion.program_id == program_id, named, Conversion.attributed.is_(True))
             .order_by(Conversion.occurred_at, Conversion.id)
             .limit(1)
         )

@@ -38,6 +38,7 @@ from services.referrals.conversions.schemas import (
     ReviewDecision,
 )
 from services.referrals.db import outbox
+from services.referrals.people import service as people
 from services.referrals.programs.models import Program
 from shared.db import utc_now
 from shared.errors import AlreadyExists, DomainError, InUse, InvalidValue, NotFound
@@ -66,8 +67,9 @@ class NewPostback:
     data: PostbackIn
     source: str
     """The API key's id, or the signing source's name."""
-    method: Literal["GET", "POST"]
-    authenticated_by: Literal["key", "signature"]
+    method: Literal["GET", "POST", "EVENT"]
+    """`EVENT`: not a postback, a purchase the journeys service reported on the stream."""
+    authenticated_by: Literal["key", "signature", "stream"]
     idempotency_key: str | None = None
     caller_affiliate: uuid.UUID | None = None
     """Posted with a key bound to this affiliate: it can be credited, no one else."""
@@ -206,12 +208,17 @@ async def _prepare(
         repository, data, program, occurred_at, caller_affiliate=item.caller_affiliate
     )
     email_hash = hasher_of(session).email(data.customer_email) if data.customer_email is not None else None
+    # A buyer named by email only is the contact the contacts events gave that address, if any: their
+    # conversion then goes on their timeline, and the self-referral check compares contacts too.
+    contact_id = data.contact_id
+    if contact_id is None and email_hash is not None:
+        contact_id = await people.contact_of_email(session, email_hash)
     flags = await fraud.flags(
         repository,
         decision,
         item.rules,
         occurred_at=occurred_at,
-        contact_id=data.contact_id,
+        contact_id=contact_id,
         email_hash=email_hash,
     )
     values = {
@@ -231,7 +238,7 @@ async def _prepare(
         "unattributed_reason": decision.reason,
         "attribution": decision.explanation,
         "customer_id": data.customer_id,
-        "contact_id": data.contact_id,
+        "contact_id": contact_id,
         "customer_email_hash": email_hash,
         "review": Review.HELD.value if flags else Review.NONE.value,
         "fraud_flags": flags,

@@ -23,6 +23,7 @@ from shared.events.envelope import to_message
 from shared.identity import IdentityHasher, identity_key
 from shared.runtime import ServiceRuntime
 from shared.testing.consumers import wait_until_caught_up
+from tests.services.referrals.postback_support import post, postback_key
 from tests.services.referrals.support import (
     make_affiliate,
     make_click,
@@ -206,3 +207,34 @@ def _conversion(
         customer_email_hash=email_hash,
         occurred_at=AT,
     )
+
+
+async def test_a_buyer_named_by_email_is_the_contact_with_that_address(
+    database_url: str, local_bus: EmbeddedBus, tmp_path: Path
+) -> None:
+    ada = uuid.uuid4()
+    async with referrals_api(database_url, local_bus, tmp_path) as (client, runtime):
+        hasher = IdentityHasher(identity_key(runtime.platform))
+        await _contacts_say(
+            runtime,
+            local_bus,
+            ContactCreated(
+                contact_id=ada,
+                lifecycle_stage="lead",
+                email_hashes=[hasher.email("ada@example.com")],
+                created_at=AT,
+            ),
+        )
+        program = await make_program(runtime)
+        link = await make_link(runtime, program, await make_affiliate(runtime))
+        key = await postback_key(client)
+        answer = await post(
+            client, key, {"code": link.code, "transaction_id": "o-1", "customer_email": "Ada@Example.com"}
+        )
+        async with runtime.database.sessionmaker() as session:
+            stored = await session.scalar(
+                select(Conversion.contact_id).where(Conversion.transaction_id == "o-1")
+            )
+
+    assert answer.status_code == 201, answer.text
+    assert stored == ada

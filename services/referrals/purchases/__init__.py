@@ -1,0 +1,1 @@
+"""Purchases the journeys service reports, counted as sales of the programs that say so."""
