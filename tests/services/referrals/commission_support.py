@@ -4,6 +4,7 @@ through the calls the conversions feature makes, in one transaction each, as it 
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -13,11 +14,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.referrals.affiliates.models import Affiliate
 from services.referrals.commissions import service
+from services.referrals.commissions.approval import approve_due
 from services.referrals.commissions.models import Commission, CommissionLedgerEntry
 from services.referrals.conversions.models import Conversion
 from services.referrals.programs.models import Program
 from shared.runtime import ServiceRuntime
-from tests.services.referrals.support import new_conversion, session_of
+from tests.services.referrals.support import (
+    make_click,
+    make_link,
+    make_program,
+    new_conversion,
+    session_of,
+)
+
+WORLD_AT = datetime(2026, 10, 5, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture(autouse=True)
@@ -93,3 +103,26 @@ async def affiliate_key(client: httpx.AsyncClient, affiliate: Affiliate) -> dict
     )
     assert created.status_code == 201, created.text
     return {"Authorization": f"Bearer {created.json()['key']}"}
+
+
+async def affiliate_world(
+    client: httpx.AsyncClient, runtime: ServiceRuntime, affiliate: Affiliate
+) -> dict[str, str]:
+    """One affiliate's rows of each kind: its ids by the path parameter that names them."""
+    program = await make_program(runtime, hold_days=0)
+    link = await make_link(runtime, program, affiliate)
+    click = await make_click(runtime, link, clicked_at=WORLD_AT)
+    conversion = await record(runtime, program, affiliate, link=link, click=click, occurred_at=WORLD_AT)
+    await approve_due(runtime.database, WORLD_AT + timedelta(days=1))
+    payout = await client.post("/v1/payouts", json={"affiliate_id": str(affiliate.id)})
+    assert payout.status_code == 201, payout.text
+    return {
+        "program_id": str(program.id),
+        "affiliate_id": str(affiliate.id),
+        "code": link.code,
+        "link_id": str(link.id),
+        "click_id": click.id,
+        "conversion_id": str(conversion.id),
+        "commission_id": str((await earned(runtime, conversion.id))["commission"].id),
+        "payout_id": payout.json()["id"],
+    }

@@ -9,16 +9,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from services.referrals.affiliates.models import Affiliate
-from services.referrals.commissions.approval import approve_due
 from shared.bus.embedded import EmbeddedBus
-from shared.runtime import ServiceRuntime
 from tests.services.referrals.commission_support import (
     affiliate_key,
+    affiliate_world,
     change_status,
-    earned,
     no_background_sweep,
     record,
 )
@@ -36,30 +31,12 @@ T0 = datetime(2026, 10, 5, 12, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
 
 
-async def _world(client: httpx.AsyncClient, runtime: ServiceRuntime, affiliate: Affiliate) -> dict[str, str]:
-    """One affiliate's rows of each kind: its ids by the path parameter that names them."""
-    program = await make_program(runtime, hold_days=0)
-    link = await make_link(runtime, program, affiliate)
-    click = await make_click(runtime, link, clicked_at=T0)
-    conversion = await record(runtime, program, affiliate, link=link, click=click, occurred_at=T0)
-    await approve_due(runtime.database, T0 + DAY)
-    payout = await client.post("/v1/payouts", json={"affiliate_id": str(affiliate.id)})
-    assert payout.status_code == 201, payout.text
-    return {
-        "link_id": str(link.id),
-        "click_id": click.id,
-        "conversion_id": str(conversion.id),
-        "commission_id": str((await earned(runtime, conversion.id))["commission"].id),
-        "payout_id": payout.json()["id"],
-    }
-
-
 async def test_an_affiliate_sees_its_own_rows_and_another_affiliates_ids_answer_404(
     database_url: str, local_bus: EmbeddedBus, tmp_path: Path
 ) -> None:
     async with referrals_api(database_url, local_bus, tmp_path) as (client, runtime):
         ada, bea = await make_affiliate(runtime), await make_affiliate(runtime, name="Bea")
-        adas, beas = await _world(client, runtime, ada), await _world(client, runtime, bea)
+        adas, beas = await affiliate_world(client, runtime, ada), await affiliate_world(client, runtime, bea)
         as_ada = await affiliate_key(client, ada)
 
         me = await client.get("/v1/me", headers=as_ada)
