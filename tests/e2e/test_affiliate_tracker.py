@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import time
 import uuid
 from collections import Counter
@@ -27,6 +28,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from aiokafka import AIOKafkaConsumer
 
 from services.bench.kafka_positions import commit_at_start
 from services.registry import SERVICES
@@ -51,6 +53,7 @@ BOT_UAS = (
     "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
 )
 LEAD_AMOUNT = 500
+TOPIC = "crm.referrals"
 
 # The processes' settings. Defaults, but for two:
 # - The fraud check on a conversion seconds after its click is off: the tracker reports each conversion
@@ -442,6 +445,7 @@ def _check_answers(tx: Tx) -> None:
         assert len(responses) == 3
         bodies = [_json(response, 200, 201) for response in responses]
         originals = [body for body in bodies if not body["duplicate"]]
+        assert len(originals) == 1, (tx.txid, "one copy is taken, the retries are duplicates", bodies)
         [original] = originals
         assert original["outcome"] == first_outcome[status], (tx.txid, bodies)
         duplicates = [body for body in bodies if body["duplicate"]]
@@ -454,7 +458,8 @@ def _check_answers(tx: Tx) -> None:
     assert len(conversion_ids) == 1, (tx.txid, conversion_ids)
 
 
-async def run_scenario(base: str) -> None:
+async def run_scenario(base: str) -> list[Tx]:
+    """Plays the scenario; returns the transactions, each answered with its conversion last."""
     refuse_cookies = CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
     async with (
         httpx.AsyncClient(headers=ADMIN_HEADERS, timeout=30) as admin,
@@ -542,6 +547,7 @@ async def run_scenario(base: str) -> None:
         await _check_commissions(crm, everything, first_payouts, second)
         await _check_attribution(crm, everything)
         await _check_partners(crm, humans, everything, clawbacks, b_new)
+        return everything
 
 
 async def _check_conversions(crm: Scenario, everything: list[Tx]) -> None:
@@ -733,5 +739,48 @@ def distributed_referrals(
 @pytest.mark.e2e
 @pytest.mark.kafka
 @pytest.mark.postgres
-def test_the_affiliate_tracker_distributed(distributed_referrals: str) -> None:
-    asyncio.run(run_scenario(distributed_referrals))
+def test_the_affiliate_tracker_distributed(distributed_referrals: str, kafka_bootstrap: str) -> None:
+    everything = asyncio.run(run_scenario(distributed_referrals))
+    # The relay publishes what happened to one paid and refunded sale on crm.referrals, in order (its
+    # conversion's and its commission's events share the conversion id as their key).
+    tx = next(
+        tx for tx in everything if tx.refund == "after_payout" and tx.affiliate == "a" and not tx.at_once
+    )
+    conversion_id = _conversion(tx)["id"]
+    expected = [
+        "crm.conversion.recorded",
+        "crm.commission.created",
+        "crm.conversion.duplicate",
+        "crm.conversion.duplicate",
+        "crm.commission.approved",
+        "crm.commission.paid",
+        "crm.conversion.status_changed",
+        "crm.commission.reversed",
+        "crm.conversion.duplicate",
+    ]
+    events = asyncio.run(_events_of(kafka_bootstrap, conversion_id, len(expected)))
+    assert [kind for kind, _ in events] == expected
+    reversed_event = events[expected.index("crm.commission.reversed")][1]
+    assert (reversed_event["clawback"], reversed_event["reason"]) == (True, "refunded")
+
+
+async def _events_of(bootstrap: str, key: str, count: int) -> list[tuple[str, dict[str, Any]]]:
+    """The first `count` records keyed `key` on crm.referrals: each one's type and data."""
+    # No group: every partition, from the start.
+    consumer = AIOKafkaConsumer(
+        TOPIC, bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    try:
+        found: list[tuple[str, dict[str, Any]]] = []
+        deadline = time.monotonic() + DEADLINE_S
+        while len(found) < count and time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=200)
+            for records in batches.values():
+                for record in records:
+                    if record.key is not None and record.key.decode() == key:
+                        headers = {name: value.decode() for name, value in record.headers}
+                        found.append((headers["ce_type"], json.loads(record.value or b"{}")))
+        return found
+    finally:
+        await consumer.stop()
