@@ -353,8 +353,9 @@ def _transactions(run: str, humans: dict[str, str], bots: dict[str, str], links:
                 at_once=number % 3 == 0,
             )
         )
-    # Six of them are refunded before the sale is reported (out of order): recorded refunded, earn nothing.
-    for tx in transactions[0:36:6]:
+    # Six of them (three leads, three sales) are refunded before the sale or lead is reported (out of
+    # order): recorded as refunded, they earn nothing, not even the lead's fixed amount.
+    for tx in transactions[3:36:6]:
         tx.out_of_order, tx.at_once = True, False
     clicked = [tx for tx in transactions if not tx.out_of_order and tx.event == "sale"]
     # Refunded before their commission was approved (reversed, no clawback), and after it was paid.
