@@ -83,6 +83,7 @@ class Tx:
     at_once: bool = False  # the three copies are fired at once
     phase: int = 1
     answers: list[tuple[str, httpx.Response]] = field(default_factory=list)
+    conversion: dict[str, Any] = field(default_factory=dict)  # as GET /v1/conversions lists it
 
     @property
     def commission(self) -> int | None:
@@ -460,7 +461,7 @@ def _check_answers(tx: Tx) -> None:
 
 
 async def run_scenario(base: str) -> list[Tx]:
-    """Plays the scenario; returns the transactions, each answered with its conversion last."""
+    """Plays the scenario; returns the transactions, each with its conversion."""
     refuse_cookies = CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
     async with (
         httpx.AsyncClient(headers=ADMIN_HEADERS, timeout=30) as admin,
@@ -570,7 +571,7 @@ async def _check_conversions(crm: Scenario, everything: list[Tx]) -> None:
         assert (conversion["review"], conversion["fraud_flags"]) == ("none", []), tx.txid
         if tx.rule == "last_click":
             assert conversion["click_id"] == (tx.names["click_id"] if tx.affiliate else None), tx.txid
-        tx.answers.append(("conversion", httpx.Response(200, json=conversion)))
+        tx.conversion = conversion
         # Every postback is kept with what it did.
         detail = _json(await crm.admin.get(f"{crm.base}/v1/conversions/{conversion['id']}"), 200)
         outcomes = Counter(postback["outcome"] for postback in detail["postbacks"])
@@ -583,13 +584,6 @@ async def _check_conversions(crm: Scenario, everything: list[Tx]) -> None:
         assert {postback["method"] for postback in detail["postbacks"]} == {"GET", "POST"}
 
 
-def _conversion(tx: Tx) -> dict[str, Any]:
-    status, response = tx.answers[-1]
-    assert status == "conversion"
-    found: dict[str, Any] = response.json()
-    return found
-
-
 async def _check_commissions(
     crm: Scenario, everything: list[Tx], first: dict[str, dict[str, Any]], second: dict[str, Any]
 ) -> None:
@@ -600,7 +594,7 @@ async def _check_commissions(
     earning = [tx for tx in everything if tx.commission is not None]
     assert len(commissions) == len(earning), "one commission per earning conversion, none for the rest"
     for tx in everything:
-        conversion = _conversion(tx)
+        conversion = tx.conversion
         if tx.commission is None:
             assert conversion["id"] not in by_conversion, tx.txid
             continue
@@ -638,7 +632,7 @@ async def _check_commissions(
 
 async def _check_attribution(crm: Scenario, everything: list[Tx]) -> None:
     for tx in everything:
-        conversion = _conversion(tx)
+        conversion = tx.conversion
         explained = _json(
             await crm.admin.get(f"{crm.base}/v1/conversions/{conversion['id']}/attribution"), 200
         )
@@ -747,7 +741,7 @@ def test_the_affiliate_tracker_distributed(distributed_referrals: str, kafka_boo
     tx = next(
         tx for tx in everything if tx.refund == "after_payout" and tx.affiliate == "a" and not tx.at_once
     )
-    conversion_id = _conversion(tx)["id"]
+    conversion_id = tx.conversion["id"]
     expected = [
         "crm.conversion.recorded",
         "crm.commission.created",
