@@ -52,6 +52,9 @@ async def _drain(bus: EventBus, group: str, expected: int, timeout_s: float) -> 
 
 
 async def _timeline_rows(engine: AsyncEngine) -> int:
+    # The read-only engine: on SQLite the runtime's own engine begins every transaction IMMEDIATE, so
+    # this count, polled while the consumers write, would take the write lock from under them and send
+    # them into SQLite's busy handler (sleeps of up to 100 ms), slowing what is measured.
     async with engine.connect() as connection:
         return int(await connection.scalar(select(func.count()).select_from(TimelineEntry)) or 0)
 
@@ -65,7 +68,7 @@ async def _apply(runtime: ServiceRuntime, expected: int, timeout_s: float) -> Ti
     try:
         while applied < expected and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
-            applied = await _timeline_rows(runtime.database.engine)
+            applied = await _timeline_rows(runtime.database.read_engine)
         return Timed(applied, time.perf_counter() - started)
     finally:
         stop.set()

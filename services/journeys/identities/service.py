@@ -76,11 +76,19 @@ async def resolve(session: AsyncSession, people: Sequence[Who]) -> list[uuid.UUI
 
 
 async def learn_emails(
-    session: AsyncSession, contact_id: uuid.UUID, email_hashes: Sequence[str], at: datetime
+    session: AsyncSession,
+    contact_id: uuid.UUID,
+    email_hashes: Sequence[str],
+    at: datetime,
+    *,
+    new_contact: bool = False,
 ) -> None:
-    """The contact's emails are these now (by hash): link them, drop its other email links."""
+    """The contact's emails are these now (by hash): link them, drop its other email links.
+    `new_contact`: it was just created, so it has no other email links to drop (a statement saved for
+    every contact created, which is most of what the consumer reads)."""
     repository = IdentityRepository(session)
-    await repository.unlink_others(Kind.EMAIL_HASH, contact_id, email_hashes)
+    if not new_contact:
+        await repository.unlink_others(Kind.EMAIL_HASH, contact_id, email_hashes)
     await repository.link(Kind.EMAIL_HASH, list(dict.fromkeys(email_hashes)), contact_id, at)
 
 

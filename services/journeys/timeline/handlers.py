@@ -60,7 +60,9 @@ from shared.events.touchpoints import TouchpointRecorded
 async def on_contact_created(session: AsyncSession, envelope: Envelope) -> None:
     event = envelope.event
     assert isinstance(event, ContactCreated)
-    await identities.learn_emails(session, event.contact_id, event.email_hashes, envelope.time)
+    await identities.learn_emails(
+        session, event.contact_id, event.email_hashes, envelope.time, new_contact=True
+    )
     await _stitch(session, event.contact_id, email_hashes=event.email_hashes)
     service.record(
         session,
