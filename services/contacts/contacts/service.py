@@ -249,6 +249,8 @@ async def _create_many(
     planned = [uuid.uuid4() for _ in items]
     wanted: dict[int, list[Identity]] = {}
     first_holder: dict[Identity, int] = {}
+    repeats: dict[int, tuple[Identity, int]] = {}
+    """Items naming an identity an earlier item of the batch named: (that identity, that item)."""
     for index, (values, _author) in enumerate(items):
         try:
             checked[index] = await batch.check_properties(values.get("properties"))
@@ -258,10 +260,8 @@ async def _create_many(
         identities = identities_of(values)
         repeated = next((identity for identity in identities if identity in first_holder), None)
         if repeated is not None:
-            outcomes[index] = AlreadyExists(
-                f"A contact with {describe(repeated)} already exists.",
-                existing_id=planned[first_holder[repeated]],
-            )
+            # Answered below, once it is known whether that earlier item got the identity.
+            repeats[index] = (repeated, first_holder[repeated])
             continue
         first_holder.update(dict.fromkeys(identities, index))
         wanted[index] = identities
@@ -279,8 +279,13 @@ async def _create_many(
         for index, identities in wanted.items()
         if (missing := [identity for identity in identities if identity not in claimed])
     }
+    holders: dict[Identity, uuid.UUID] = {}
     if refused:
-        holders = await batch.repository.holders([missing[0] for missing in refused.values()])
+        # The holders of what was refused, and of what a repeat of a refused item named: another
+        # contact holds it, not the one this batch planned and will not create.
+        asked = [missing[0] for missing in refused.values()]
+        asked += [identity for identity, first in repeats.values() if first in refused]
+        holders = await batch.repository.holders(asked)
         await batch.repository.release_identities(
             [identity for index in refused for identity in wanted[index] if identity in claimed]
         )
@@ -290,6 +295,11 @@ async def _create_many(
                 existing_id=holders.get(missing[0], "unknown"),
             )
             del wanted[index]
+    for index, (identity, first) in repeats.items():
+        outcomes[index] = AlreadyExists(
+            f"A contact with {describe(identity)} already exists.",
+            existing_id=planned[first] if first in wanted else holders.get(identity, "unknown"),
+        )
 
     hasher = hasher_of(batch.session)
     rows = []

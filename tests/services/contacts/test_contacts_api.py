@@ -13,9 +13,13 @@ from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
 from services.contacts.app import DEFINITION
+from services.contacts.contacts import service
 from services.contacts.contacts.models import Contact
+from services.contacts.contacts.schemas import ContactCreate
 from services.contacts.db import tables
 from shared.bus.embedded import EmbeddedBus
+from shared.db import session_scope
+from shared.errors import AlreadyExists
 from shared.events import topics
 from shared.events.catalog import ContactCreated
 from shared.events.envelope import from_record
@@ -173,6 +177,28 @@ async def test_concurrent_creations_commit_together_and_one_email_wins(
     assert {r.json()["existing_id"] for r in responses[30:] if r.status_code == 409} == {winner}
     assert await _rows(runtime) == (31, 31)  # one event per contact created, none for a conflict
     assert commits < len(emails) / 2, f"{commits} commits for {len(emails)} concurrent requests"
+
+
+async def test_repeats_of_a_taken_email_in_a_later_batch_name_its_holder(
+    api: tuple[httpx.AsyncClient, ServiceRuntime],
+) -> None:
+    """Concurrent requests may fall into different batches: the holder is created by one, and a later
+    batch holds two more requests for its email. The first of those is refused by the database, the
+    second as a repeat of the first: both must name the holder, not the contact the batch planned for
+    the first and never created (the intermittent failure of the test above)."""
+    client, runtime = api
+    holder = (await client.post("/v1/contacts", json={"email": "twice@example.com"})).json()["id"]
+    author = service.Author("k-1")
+    async with session_scope(runtime.database) as session:
+        outcomes = await service.create_contacts(
+            session,
+            [
+                service.NewContact(ContactCreate(email="twice@example.com"), author),
+                service.NewContact(ContactCreate(email="twice@example.com"), author),
+            ],
+        )
+    assert [type(outcome) for outcome in outcomes] == [AlreadyExists, AlreadyExists]
+    assert [str(getattr(outcome, "existing_id", None)) for outcome in outcomes] == [holder, holder]
 
 
 async def test_a_create_repeated_with_its_idempotency_key_makes_one_contact(
