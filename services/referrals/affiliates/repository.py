@@ -13,8 +13,8 @@ class AffiliateRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def get(self, affiliate_id: uuid.UUID, *, fresh: bool = False) -> Affiliate | None:
-        return await self.session.get(Affiliate, affiliate_id, populate_existing=fresh)
+    async def get(self, affiliate_id: uuid.UUID) -> Affiliate | None:
+        return await self.session.get(Affiliate, affiliate_id)
 
     async def page(self, page: PageRequest) -> Slice[Affiliate]:
         return await fetch_page(self.session, select(Affiliate), OLDEST_FIRST, page)

@@ -8,19 +8,16 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm.exc import StaleDataError
 
 from services.referrals.affiliates.models import Affiliate
 from services.referrals.affiliates.repository import AffiliateRepository
 from services.referrals.affiliates.schemas import AffiliateCreate
 from services.referrals.db import outbox, tables
+from services.referrals.versioned import update_versioned
 from shared.auth import keys
-from shared.db import utc_now
-from shared.errors import NotFound, StaleVersion
+from shared.errors import NotFound
 from shared.identity import hasher_of
 from shared.pagination import PageRequest, Slice
-
-_UPDATE_ATTEMPTS = 3
 
 
 class AffiliateNotFound(NotFound):
@@ -65,29 +62,11 @@ async def update_affiliate(
     if_match: Collection[str] | None = None,
 ) -> Affiliate:
     """Set `values` (a new email gets its hash with it); `if_match` as for programs."""
-    repository = AffiliateRepository(session)
     if "email" in values:
         values = {**values, "email_hash": _email_hash(session, values["email"])}
-    for attempt in range(_UPDATE_ATTEMPTS):
-        affiliate = await repository.get(affiliate_id, fresh=attempt > 0)
-        if affiliate is None:
-            raise AffiliateNotFound(affiliate_id)
-        if if_match is not None and affiliate.etag not in if_match:
-            raise StaleVersion("Affiliate", affiliate_id, current=affiliate.etag)
-        changes = {name: value for name, value in values.items() if getattr(affiliate, name) != value}
-        if not changes:
-            return affiliate
-        try:
-            async with session.begin_nested():
-                for name, value in changes.items():
-                    setattr(affiliate, name, value)
-                affiliate.updated_at = utc_now()
-                await session.flush()
-        except StaleDataError:
-            continue
-        return affiliate
-    assert affiliate is not None
-    raise StaleVersion("Affiliate", affiliate_id, current=affiliate.etag)
+    return await update_versioned(
+        session, Affiliate, affiliate_id, values, if_match=if_match, not_found=AffiliateNotFound
+    )
 
 
 async def create_key(

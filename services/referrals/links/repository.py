@@ -13,8 +13,8 @@ class LinkRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def get(self, link_id: uuid.UUID, *, fresh: bool = False) -> Link | None:
-        return await self.session.get(Link, link_id, populate_existing=fresh)
+    async def get(self, link_id: uuid.UUID) -> Link | None:
+        return await self.session.get(Link, link_id)
 
     async def by_code(self, code: str) -> Link | None:
         return await self.session.scalar(select(Link).where(Link.code == code))

@@ -9,18 +9,17 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm.exc import StaleDataError
 
 from services.referrals.affiliates.repository import AffiliateRepository
 from services.referrals.links.models import Link
 from services.referrals.links.repository import LinkRepository
 from services.referrals.links.schemas import UTM_FIELDS, LinkCreate
 from services.referrals.programs.repository import ProgramRepository
+from services.referrals.versioned import update_versioned
 from shared.db import utc_now
 from shared.errors import AlreadyExists, InvalidValue, NotFound, StaleVersion
 from shared.pagination import PageRequest, Slice
 
-_UPDATE_ATTEMPTS = 3
 # A made code collides with one in 64^8; after this many collisions in a row something else is wrong.
 _CODE_ATTEMPTS = 5
 
@@ -102,27 +101,7 @@ async def update_link(
 ) -> Link:
     """Set `values`; `if_match` as for programs. The redirect sees the change at once in this process,
     and within `click_link_cache_seconds` in the others (`clicks.cache`)."""
-    repository = LinkRepository(session)
-    for attempt in range(_UPDATE_ATTEMPTS):
-        link = await repository.get(link_id, fresh=attempt > 0)
-        if link is None:
-            raise LinkNotFound(link_id)
-        if if_match is not None and link.etag not in if_match:
-            raise StaleVersion("Link", link_id, current=link.etag)
-        changes = {name: value for name, value in values.items() if getattr(link, name) != value}
-        if not changes:
-            return link
-        try:
-            async with session.begin_nested():
-                for name, value in changes.items():
-                    setattr(link, name, value)
-                link.updated_at = utc_now()
-                await session.flush()
-        except StaleDataError:
-            continue
-        return link
-    assert link is not None
-    raise StaleVersion("Link", link_id, current=link.etag)
+    return await update_versioned(session, Link, link_id, values, if_match=if_match, not_found=LinkNotFound)
 
 
 async def archive_link(

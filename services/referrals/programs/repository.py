@@ -13,9 +13,8 @@ class ProgramRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def get(self, program_id: uuid.UUID, *, fresh: bool = False) -> Program | None:
-        """`fresh` reads the row again even when the session already holds it."""
-        return await self.session.get(Program, program_id, populate_existing=fresh)
+    async def get(self, program_id: uuid.UUID) -> Program | None:
+        return await self.session.get(Program, program_id)
 
     async def id_by_key(self, key: str) -> uuid.UUID | None:
         return await self.session.scalar(select(Program.id).where(Program.key == key))

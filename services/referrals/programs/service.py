@@ -8,17 +8,15 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm.exc import StaleDataError
 
 from services.referrals.programs.models import Program
 from services.referrals.programs.repository import ProgramRepository
 from services.referrals.programs.schemas import ProgramCreate
-from shared.db import utc_now
-from shared.errors import AlreadyExists, NotFound, StaleVersion
+from services.referrals.versioned import update_versioned
+from shared.errors import AlreadyExists, NotFound
 from shared.pagination import PageRequest, Slice
 
 # A write that loses a race with another is read again and retried this many times.
-_UPDATE_ATTEMPTS = 3
 
 
 class ProgramNotFound(NotFound):
@@ -68,27 +66,9 @@ async def update_program(
     """Set `values` on the program. A stale `if_match`, or a write by someone else between this read
     and this write (the UPDATE checks the version), is a `StaleVersion`. A new rule applies to
     conversions recorded from then on; commissions already computed keep their amounts."""
-    repository = ProgramRepository(session)
-    for attempt in range(_UPDATE_ATTEMPTS):
-        program = await repository.get(program_id, fresh=attempt > 0)
-        if program is None:
-            raise ProgramNotFound(program_id)
-        if if_match is not None and program.etag not in if_match:
-            raise StaleVersion("Program", program_id, current=program.etag)
-        changes = {name: value for name, value in values.items() if getattr(program, name) != value}
-        if not changes:
-            return program
-        try:
-            async with session.begin_nested():
-                for name, value in changes.items():
-                    setattr(program, name, value)
-                program.updated_at = utc_now()
-                await session.flush()
-        except StaleDataError:
-            continue
-        return program
-    assert program is not None
-    raise StaleVersion("Program", program_id, current=program.etag)
+    return await update_versioned(
+        session, Program, program_id, values, if_match=if_match, not_found=ProgramNotFound
+    )
 
 
 async def archive_program(
